@@ -1,0 +1,103 @@
+"""The agent interface every perceptgym agent implements, and the loops that only use that interface.
+
+An agent is built from the spaces and a config (never from an env), so the same agent runs on our envs and
+on any Gymnasium env whose spaces match: ``QLearningAgent(obs_space, act_space, cfg, rng)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One environment step as an agent learns from it.
+
+    ``next_action`` is the action the agent will take in ``next_obs`` (SARSA needs it; Q-learning ignores it);
+    it is None when the episode ended. The target bootstraps unless ``terminated``: a truncated step (time
+    limit) still bootstraps, which is why Gymnasium splits the two (see ``gymnasium.Env.step``).
+    """
+
+    obs: Any
+    action: Any
+    reward: float
+    next_obs: Any
+    terminated: bool
+    truncated: bool
+    next_action: Any = None
+    info: dict | None = None
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """What every agent can do: act, save, load."""
+
+    observation_space: gym.Space
+    action_space: gym.Space
+
+    def act(self, obs: Any, *, explore: bool) -> Any:
+        """Returns an action for ``obs``; ``explore=False`` gives the greedy (evaluation) action."""
+        ...
+
+    def save(self, path: str | Path) -> Path:
+        """Writes a checkpoint and returns its path."""
+        ...
+
+    @classmethod
+    def load(cls, path: str | Path, observation_space: gym.Space | None = None,
+             action_space: gym.Space | None = None) -> Agent:
+        """Reads a checkpoint; refuses one made for other spaces than those given, with a clear message."""
+        ...
+
+
+@runtime_checkable
+class Learner(Agent, Protocol):
+    """An agent that trains itself on an env."""
+
+    def learn(self, env: gym.Env, total_timesteps: int, *, seed: int | None = None, callback: Any = None) -> Any:
+        ...
+
+
+@runtime_checkable
+class StepLearner(Agent, Protocol):
+    """An agent that learns one transition at a time (tabular and bandit agents)."""
+
+    def update(self, t: Transition) -> None:
+        ...
+
+
+class SpaceMismatchError(ValueError):
+    """A checkpoint was made for other observation/action spaces than the env it is used with."""
+
+
+def check_spaces(saved: dict[str, str], observation_space: gym.Space | None, action_space: gym.Space | None,
+                 path: str | Path) -> None:
+    """Compares the space descriptions stored in a checkpoint with the spaces at hand."""
+    for name, space in (("observation_space", observation_space), ("action_space", action_space)):
+        if space is not None and saved.get(name) != describe_space(space):
+            raise SpaceMismatchError(
+                f"{path}: checkpoint was made for {name} {saved.get(name)}, but the env has {describe_space(space)}"
+            )
+
+
+def describe_space(space: gym.Space) -> str:
+    """A stable text description of a space (kind, shape, bounds summary), used to match checkpoints."""
+    if isinstance(space, gym.spaces.Discrete):
+        return f"Discrete({int(space.n)}, start={int(space.start)})"
+    if isinstance(space, gym.spaces.Box):
+        low, high = np.unique(space.low), np.unique(space.high)
+        lo = low[0].item() if low.size == 1 else "var"
+        hi = high[0].item() if high.size == 1 else "var"
+        return f"Box({lo}, {hi}, {space.shape}, {space.dtype})"
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return f"MultiDiscrete({space.nvec.tolist()})"
+    if isinstance(space, gym.spaces.Tuple):
+        return "Tuple(" + ", ".join(describe_space(s) for s in space.spaces) + ")"
+    if isinstance(space, gym.spaces.Dict):
+        return "Dict(" + ", ".join(f"{k}: {describe_space(s)}" for k, s in space.spaces.items()) + ")"
+    return repr(space)
