@@ -1,0 +1,72 @@
+"""Train an MNIST digit classifier (the perception model the environments use) and save a checkpoint.
+
+    python scripts/train_classifier.py                      # the CNN recipe: ~99.2% in ~20 s on 1 thread
+    python scripts/train_classifier.py --recipe mlp         # the seed's tutorial MLP (5 epochs, batch 32)
+    python scripts/train_classifier.py --recipe cnn-long    # augmentation, 15 epochs: >= 99.5%
+
+The shipped ``supervised/checkpoints/cnn.pt`` was made with
+``python scripts/train_classifier.py --recipe cnn --seed 0 --out supervised/checkpoints/cnn.pt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import tyro
+
+from supervised.classifier import recipe, save_classifier, train
+from supervised.data import load_mnist
+from supervised.plots import plot_confusion
+
+
+@dataclass
+class Args:
+    recipe: str = "cnn"
+    """cnn (default), cnn-long (augmented, >= 99.5%), mlp (the seed's tutorial), mlp-fast (large batch)"""
+    epochs: int | None = None
+    """override the recipe's number of epochs"""
+    seed: int = 0
+    """seed for initialisation, shuffling and augmentation"""
+    threads: int = 1
+    """torch threads (1 is fastest for these small models on a shared 2-core machine)"""
+    out: Path = Path("runs/classifier/model.pt")
+    """checkpoint path; the confusion matrix PNG and metrics JSON are written next to it"""
+    data_dir: Path | None = None
+    """folder with the four standard MNIST IDX files (default: the cache, fetched on first use)"""
+    eval_every: int = 0
+    """also evaluate on the test set every N steps (0: once per epoch)"""
+    progress: bool = True
+    """show a progress bar"""
+
+
+def main(args: Args) -> float:
+    model_cfg, train_cfg = recipe(args.recipe)
+    train_cfg = dataclasses.replace(train_cfg, seed=args.seed, threads=args.threads,
+                                    **({"epochs": args.epochs} if args.epochs else {}))
+    data = load_mnist(args.data_dir)
+    result = train(model_cfg, train_cfg, data.train_images, data.train_labels, data.test_images,
+                   data.test_labels, eval_every=args.eval_every, progress=args.progress)
+    metrics = result.metrics
+    train_args = {"recipe": args.recipe, "train": dataclasses.asdict(train_cfg),
+                  "train_seconds": result.train_seconds, "history": result.history}
+    path = save_classifier(args.out, result.model, metrics=metrics, train_args=train_args)
+    plot_confusion(metrics.confusion, path.with_suffix(".confusion.png"), title=f"{args.recipe} on MNIST test,")
+    path.with_suffix(".metrics.json").write_text(json.dumps(
+        {"accuracy": metrics.accuracy, "per_class": metrics.per_class, "confusion": metrics.confusion,
+         "train_seconds": result.train_seconds, "history": result.history}, indent=1))
+    print(metrics.table())
+    print(f"trained {args.recipe} in {result.train_seconds:.1f} s of optimisation; "
+          f"test accuracy {metrics.accuracy:.2%}; saved {path}")
+    return metrics.accuracy
+
+
+if __name__ == "__main__":
+    try:
+        main(tyro.cli(Args))
+    except KeyboardInterrupt:
+        # Classifier training takes seconds; nothing half-written is left (checkpoints are written atomically).
+        sys.exit("interrupted: no checkpoint written")

