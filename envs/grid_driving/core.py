@@ -1,0 +1,349 @@
+"""The GridDriving world model: parameters, state encoding and dynamics. No gym, no pygame.
+
+The world is a deterministic function of one global clock: the other cars drive round fixed rectangular
+loops at one cell per step and the traffic lights follow fixed schedules, all with period ``T``. So the
+phase ``t mod T`` fully describes the traffic, and the whole dynamics compiles into lookup tables over
+*base states* ``(road cell, heading, phase)`` x actions. The trip card (and, with shuffled stops, the number
+on the sign under the car) complete the Markov state.
+
+State index (mixed radix, most significant first)::
+
+    s = (((cell * 4 + heading) * T + phase) * 10 + card) * n_sign + sign
+
+with ``n_sign = 1`` (sign always ``NO_SIGN``) for maps with fixed stop numbers, and ``n_sign = 11`` (the
+stop number under the car, or ``NO_SIGN``) when stops are shuffled per episode.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import NamedTuple
+
+import numpy as np
+
+from envs.grid_driving.constants import (
+    DIR_VECTORS,
+    NO_SIGN,
+    NUM_DIGITS,
+    NUM_HEADINGS,
+    REWARD_TERMS,
+)
+from envs.grid_driving.maps import GridMap, rectangle_loops, road_distances
+
+
+class Action(IntEnum):
+    """The ego car's actions. Turning happens in place (one step); STOP ends the trip at a stop."""
+
+    FORWARD = 0
+    LEFT = 1
+    RIGHT = 2
+    WAIT = 3
+    STOP = 4
+
+
+NUM_ACTIONS = len(Action)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything that defines the dynamics and the reward (validated by the env)."""
+
+    gmap: GridMap
+    n_cars: int = 2  # other cars
+    green_steps: int = 3  # [steps] each axis is green this long; 0 = no traffic lights
+    max_period: int = 60  # [steps] the traffic's period T may not exceed this (keeps the state space small)
+    route_seed: int = 0  # chooses the other cars' loops and their offsets
+    shuffle_stops: bool = False  # new stop numbers every episode
+    time_cost: float = 0.01  # [reward/step]
+    progress: float = 0.0  # [reward/cell]
+    arrival: float = 1.0  # [reward]
+    wrong_stop: float = -1.0  # [reward]
+    collision: float = -1.0  # [reward]
+    red_light: float = -0.2  # [reward]
+
+
+class DrivingState(NamedTuple):
+    """A decoded state. ``sign`` is ``NO_SIGN`` unless stops are shuffled and the car is on a stop."""
+
+    row: int
+    col: int
+    heading: int
+    phase: int
+    card: int
+    sign: int
+
+
+class Trip(NamedTuple):
+    """What one episode adds to the map: the card and the numbers on the stops (map order)."""
+
+    card: int
+    numbers: tuple[int, ...]
+    target: int  # index of the stop showing ``card``, or -1 if none does
+
+
+def make_trip(card: int, numbers: tuple[int, ...]) -> Trip:
+    return Trip(card, numbers, numbers.index(card) if card in numbers else -1)
+
+
+@dataclass
+class DrivingModel:
+    """The compiled world: traffic schedule, lights and transition tables for one ``Params``."""
+
+    params: Params
+    cells: list[tuple[int, int]] = field(init=False)
+    period: int = field(init=False)  # T
+    car_cells: np.ndarray = field(init=False)  # (T, n_cars) cell index of each other car at each phase
+    light_axis: np.ndarray = field(init=False)  # (n_intersections, T) the axis with green
+    n_sign: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        p, gmap = self.params, self.params.gmap
+        self.cells = gmap.road_cells
+        h, w = gmap.shape
+        self.cell_index = np.full((h, w), -1, dtype=np.int64)
+        for i, rc in enumerate(self.cells):
+            self.cell_index[rc] = i
+        n = len(self.cells)
+        self.neighbour = np.full((n, NUM_HEADINGS), -1, dtype=np.int64)
+        for i, (r, c) in enumerate(self.cells):
+            for k, (dr, dc) in enumerate(DIR_VECTORS):
+                self.neighbour[i, k] = self.cell_index[r + dr, c + dc]
+        self.stop_cells = [int(self.cell_index[r, c]) for r, c, _ in gmap.stops]
+        self.stop_of_cell = np.full(n, -1, dtype=np.int64)
+        self.stop_of_cell[self.stop_cells] = np.arange(len(self.stop_cells))
+        self.inter_cells = [int(self.cell_index[rc]) for rc in gmap.intersections]
+        self.inter_of_cell = np.full(n, -1, dtype=np.int64)
+        self.inter_of_cell[self.inter_cells] = np.arange(len(self.inter_cells))
+        # dist_to_stop[k, cell]: road distance [cells] from a cell to stop k (for the progress term).
+        self.dist_to_stop = np.array(
+            [road_distances(gmap.road, (r, c))[tuple(np.array(self.cells).T)] for r, c, _ in gmap.stops]
+        )
+        self.n_sign = NUM_DIGITS + 1 if p.shuffle_stops else 1
+        self._place_cars()
+        self._schedule_lights()
+        self._build_tables()
+
+    # ---- traffic -------------------------------------------------------------------------------------
+    def _place_cars(self) -> None:
+        """Puts ``n_cars`` cars on rectangular loops at offsets where they never meet (nor swap places)."""
+        p = self.params
+        light_period = 2 * p.green_steps if p.green_steps else 1
+        rng = np.random.default_rng(p.route_seed)
+        loops = rectangle_loops(p.gmap)
+        # Shortest loops first (they keep T small), random order among equals.
+        order = sorted(range(len(loops)), key=lambda i: (len(loops[i]), rng.random()))
+        period, trajs = light_period, []
+        for i in order * 2:  # each loop may carry two cars
+            if len(trajs) == p.n_cars:
+                break
+            loop = [int(self.cell_index[rc]) for rc in loops[i]]
+            new_period = math.lcm(period, len(loop))
+            if new_period > p.max_period:
+                continue
+            old = [np.resize(t, new_period) for t in trajs]  # trajectories are periodic: tile them
+            for off in rng.permutation(len(loop)):
+                traj = np.array([loop[(off + t) % len(loop)] for t in range(new_period)])
+                nxt = np.roll(traj, -1)
+                if all(
+                    not (traj == o).any() and not ((traj == np.roll(o, -1)) & (nxt == o)).any() for o in old
+                ):
+                    period, trajs = new_period, [*old, traj]
+                    break
+        if len(trajs) < p.n_cars:
+            raise ValueError(
+                f"map {p.gmap.name!r} fits only {len(trajs)} other cars (asked {p.n_cars}) with a traffic "
+                f"period <= max_period={p.max_period}; lower n_cars or raise max_period"
+            )
+        self.period = period
+        self.car_cells = np.stack(trajs, axis=1) if trajs else np.zeros((period, 0), dtype=np.int64)
+
+    def _schedule_lights(self) -> None:
+        """Green alternates every ``green_steps`` with a per-intersection offset fitted to the traffic.
+
+        The other cars never stop, so each light's offset is the one under which the fewest of them enter on
+        red, and any remaining such step is switched to their axis (the lights give way to the traffic).
+        """
+        p, T = self.params, self.period
+        n_inter = len(self.inter_cells)
+        if not p.green_steps:
+            self.light_axis = np.zeros((n_inter, T), dtype=np.int64)
+            return
+        need = np.full((n_inter, T), -1, dtype=np.int64)  # axis a car needs when entering at phase t
+        cells = np.array(self.cells)
+        for k in range(self.car_cells.shape[1]):
+            traj = self.car_cells[:, k]
+            for t in range(T):
+                a, b = traj[t], traj[(t + 1) % T]
+                j = self.inter_of_cell[b]
+                if j >= 0 and a != b:
+                    need[j, t] = 0 if cells[a][1] == cells[b][1] else 1  # same column: north-south
+        phases = np.arange(T)
+        self.light_axis = np.zeros((n_inter, T), dtype=np.int64)
+        for j in range(n_inter):
+            best = min(
+                range(2 * p.green_steps),
+                key=lambda off: int(
+                    ((need[j] >= 0) & (need[j] != ((phases + off) // p.green_steps) % 2)).sum()
+                ),
+            )
+            axis = ((phases + best) // p.green_steps) % 2
+            self.light_axis[j] = np.where(need[j] >= 0, need[j], axis)
+
+    # ---- tables --------------------------------------------------------------------------------------
+    def _build_tables(self) -> None:
+        T, n = self.period, len(self.cells)
+        cell = np.arange(n)[:, None, None]
+        head = np.arange(NUM_HEADINGS)[None, :, None]
+        phase = np.arange(T)[None, None, :]
+        shape = (n, NUM_HEADINGS, T)
+        nxt_phase = (phase + 1) % T
+        n_actions = len(Action)
+        self.n_base = n * NUM_HEADINGS * T
+        self.next_base = np.zeros((self.n_base, n_actions), dtype=np.int64)
+        self.collides = np.zeros((self.n_base, n_actions), dtype=bool)
+        self.runs_red = np.zeros((self.n_base, n_actions), dtype=bool)
+        self.next_cell = np.zeros((self.n_base, n_actions), dtype=np.int64)
+        occupied = np.zeros((T, n), dtype=bool)
+        for k in range(self.car_cells.shape[1]):
+            occupied[np.arange(T), self.car_cells[:, k]] = True
+        for a in Action:
+            ahead = self.neighbour[cell, head]
+            if a == Action.FORWARD:
+                dest = np.broadcast_to(np.where(ahead >= 0, ahead, cell), shape)
+            else:
+                dest = np.broadcast_to(cell, shape)
+            new_head = {Action.LEFT: (head + 3) % 4, Action.RIGHT: (head + 1) % 4}.get(a, head)
+            new_head = np.broadcast_to(new_head, shape)
+            moved = dest != cell
+            hit = occupied[np.broadcast_to(nxt_phase, shape), dest]
+            for k in range(self.car_cells.shape[1]):
+                now, then = self.car_cells[:, k][phase], self.car_cells[:, k][nxt_phase]
+                hit = hit | (moved & (now == dest) & (then == cell))  # head-on swap
+            red = np.zeros(shape, dtype=bool)
+            if self.params.green_steps and self.inter_cells:
+                j = self.inter_of_cell[dest]
+                green = self.light_axis[np.maximum(j, 0), np.broadcast_to(phase, shape)]
+                red = moved & (j >= 0) & (green != head % 2)  # heading % 2 is its axis (N/S 0, E/W 1)
+            self.next_base[:, a] = (
+                (dest * NUM_HEADINGS + new_head) * T + np.broadcast_to(nxt_phase, shape)
+            ).ravel()
+            self.collides[:, a] = hit.ravel()
+            self.runs_red[:, a] = red.ravel()
+            self.next_cell[:, a] = dest.ravel()
+        # Action masks per (cell, heading): FORWARD needs road ahead, STOP needs a stop.
+        self.masks = np.ones((n, NUM_HEADINGS, n_actions), dtype=np.int8)
+        self.masks[:, :, Action.FORWARD] = self.neighbour >= 0
+        self.masks[:, :, Action.STOP] = (self.stop_of_cell >= 0)[:, None]
+        self.masks.setflags(write=False)
+        # Starts: any cell free of other cars at that phase, facing along the road.
+        ok = ~occupied.T[:, None, :] & (self.neighbour >= 0)[:, :, None]
+        self.start_bases = np.flatnonzero(ok.ravel())
+        # Hot-path copies as Python lists (list indexing beats numpy scalar indexing ~5x).
+        self._next_l = self.next_base.tolist()
+        self._hit_l = self.collides.tolist()
+        self._red_l = self.runs_red.tolist()
+        self._stop_l = self.stop_of_cell.tolist()
+        self._dist_l = self.dist_to_stop.tolist()
+
+    # ---- encoding ------------------------------------------------------------------------------------
+    @property
+    def n_states(self) -> int:
+        return self.n_base * NUM_DIGITS * self.n_sign
+
+    def base_parts(self, base: int) -> tuple[int, int, int]:
+        """(cell index, heading, phase) of a base state."""
+        ch, phase = divmod(base, self.period)
+        cell, heading = divmod(ch, NUM_HEADINGS)
+        return cell, heading, phase
+
+    def encode(self, state: DrivingState) -> int:
+        """State index of a decoded state (inverse of ``decode``)."""
+        cell = int(self.cell_index[state.row, state.col]) if 0 <= state.row < self.cell_index.shape[0] else -1
+        if cell < 0 or not 0 <= state.col < self.cell_index.shape[1]:
+            raise ValueError(
+                f"({state.row}, {state.col}) is not a road cell of map {self.params.gmap.name!r}"
+            )
+        for name, value, radix in (
+            ("heading", state.heading, NUM_HEADINGS),
+            ("phase", state.phase, self.period),
+            ("card", state.card, NUM_DIGITS),
+            ("sign", state.sign, NUM_DIGITS + 1),
+        ):
+            if not 0 <= value < radix:
+                raise ValueError(f"{name}={value} out of range 0..{radix - 1}")
+        if self.n_sign == 1 and state.sign != NO_SIGN:
+            raise ValueError(f"sign must be NO_SIGN={NO_SIGN} when stops are not shuffled, got {state.sign}")
+        base = (cell * NUM_HEADINGS + state.heading) * self.period + state.phase
+        return self.index(base, state.card, 0 if self.n_sign == 1 else state.sign)
+
+    def index(self, base: int, card: int, sign_digit: int) -> int:
+        """State index from a base state, a card and a sign component (0 when stops are fixed)."""
+        return (base * NUM_DIGITS + card) * self.n_sign + sign_digit
+
+    def decode(self, s: int) -> DrivingState:
+        if not 0 <= s < self.n_states:
+            raise ValueError(f"state {s} out of range 0..{self.n_states - 1}")
+        rest, sign = divmod(int(s), self.n_sign)
+        base, card = divmod(rest, NUM_DIGITS)
+        cell, heading, phase = self.base_parts(base)
+        r, c = self.cells[cell]
+        return DrivingState(r, c, heading, phase, card, NO_SIGN if self.n_sign == 1 else sign)
+
+    def sign_component(self, base: int, numbers: tuple[int, ...]) -> int:
+        """The ``sign`` part of the state: 0 with fixed stops, else the number under the car or NO_SIGN."""
+        if self.n_sign == 1:
+            return 0
+        k = self._stop_l[base // (NUM_HEADINGS * self.period)]
+        return NO_SIGN if k < 0 else numbers[k]
+
+    # ---- dynamics ------------------------------------------------------------------------------------
+    def transition(self, base: int, action: int, trip: Trip) -> tuple[int, tuple[float, ...], bool, str]:
+        """One step from base state ``base``: (next base, reward terms, terminated, event).
+
+        ``event`` is "", "arrived", "wrong_stop" or "collision". Reward terms are in REWARD_TERMS order.
+        """
+        p = self.params
+        cell = base // (NUM_HEADINGS * self.period)
+        if action == Action.STOP:
+            k = self._stop_l[cell]
+            if k >= 0:  # the trip ends here, right or wrong
+                arrived = trip.numbers[k] == trip.card
+                terms = (
+                    -p.time_cost,
+                    0.0,
+                    p.arrival if arrived else 0.0,
+                    0.0 if arrived else p.wrong_stop,
+                    0.0,
+                    0.0,
+                )
+                return self._next_l[base][Action.WAIT], terms, True, "arrived" if arrived else "wrong_stop"
+        nxt = self._next_l[base][action]
+        hit = self._hit_l[base][action]
+        progress = 0.0
+        if p.progress and trip.target >= 0:
+            dist = self._dist_l[trip.target]
+            progress = p.progress * (dist[cell] - dist[nxt // (NUM_HEADINGS * self.period)])
+        terms = (
+            -p.time_cost,
+            progress,
+            0.0,
+            0.0,
+            p.collision if hit else 0.0,
+            p.red_light if self._red_l[base][action] else 0.0,
+        )
+        return nxt, terms, hit, "collision" if hit else ""
+
+    def car_positions(self, phase: int) -> list[tuple[int, int, int]]:
+        """(row, col, heading) of every other car at ``phase`` (heading = where it drives next)."""
+        out = []
+        for k in range(self.car_cells.shape[1]):
+            a = self.car_cells[phase, k]
+            b = self.car_cells[(phase + 1) % self.period, k]
+            (r, c), (r2, c2) = self.cells[a], self.cells[b]
+            out.append((r, c, DIR_VECTORS.index((r2 - r, c2 - c))))
+        return out
+
+
+assert len(REWARD_TERMS) == 6  # transition() builds its terms tuple in this order

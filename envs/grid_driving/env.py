@@ -1,0 +1,462 @@
+"""GridDrivingEnv: the Gymnasium glue around the world model (spaces, reset/step, observation, info)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.digits import READER_NAMES, DigitSource, Reader, check_source_name, resolve_reader, resolve_source
+from envs.grid_driving.constants import (
+    DEFAULT_ARRIVAL,
+    DEFAULT_COLLISION,
+    DEFAULT_PROGRESS,
+    DEFAULT_RED_LIGHT,
+    DEFAULT_TIME_COST,
+    DEFAULT_WRONG_STOP,
+    DIGIT_PX,
+    HEADING_NAMES,
+    NO_SIGN,
+    NUM_DIGITS,
+    NUM_HEADINGS,
+    OBS_MODES,
+    REWARD_TERMS,
+)
+from envs.grid_driving.core import NUM_ACTIONS, Action, DrivingModel, DrivingState, Params, Trip, make_trip
+from envs.grid_driving.maps import get_map
+from envs.grid_driving.planning import TabularModel, optimal_return, tabular_model, value_iteration
+
+RESET_OPTIONS = ("card", "start", "phase")
+
+
+class GridDrivingEnv(gym.Env):
+    """Drive a car through a small city to the stop whose handwritten number is on the trip card.
+
+    ## Description
+    A grid of roads and buildings. The ego car (red) has a position and a heading and drives only on roads;
+    other cars (blue) drive round fixed rectangular loops at one cell per step and never yield; traffic
+    lights at intersections alternate north-south / east-west green. Each episode draws a trip card, a
+    handwritten digit 0-9; stops along the roads carry handwritten-digit signs. The car must STOP at the stop
+    whose number matches the card, quickly, without crashing or running red lights.
+
+    ## Action Space
+    ``Discrete(5)``, see :class:`Action`: 0 FORWARD one cell, 1 LEFT / 2 RIGHT turn 90 degrees in place,
+    3 WAIT, 4 STOP (ends the trip when on a stop; elsewhere it waits). ``info["action_mask"]`` (int8) marks
+    FORWARD into a building and STOP away from a stop as invalid; taking them anyway just waits.
+
+    ## Observation Space (``obs_mode``)
+    - ``"symbolic"``: ``Discrete(n)``, the true state ``(cell, heading, phase, card, sign)`` encoded as in
+      :mod:`envs.grid_driving.core` (``env.unwrapped.decode(s)``). The phase is the traffic clock.
+    - ``"perceived"``: the same space, but the card (and, with shuffled stops, the sign) is what ``reader``
+      read from this episode's images. Misreading the card sends the car to the wrong stop.
+    - ``"pixels"``: ``Box(0, 255, (H, W, 3), uint8)``, a top-down raster with the handwritten signs and card.
+    - ``"dict"``: ``{"state": Discrete(n_base)`` (cell, heading, phase), ``"card"``: the 28x28 card image,
+      ``"sign"``: the 28x28 sign image under the car (zeros off stops)}.
+
+    ## Rewards
+    The sum of named terms (``info["reward_terms"]``), each weighted by a constructor argument:
+    ``time`` -time_cost every step, ``progress`` progress x cells gained towards the card's stop, ``arrival``
+    on the right stop, ``wrong_stop`` on another stop, ``collision``, ``red_light`` for entering an
+    intersection on red. With the defaults a trip is worth about +1 minus 0.01 per step.
+
+    ## Starting State
+    Uniform over road cells free of traffic, headings along the road, traffic phases, and cards among the
+    map's stop numbers. ``reset(options=...)`` may fix ``card``, ``start=(row, col, heading)`` and ``phase``.
+
+    ## Episode End
+    Terminates on STOP at a stop (right or wrong) and on a collision. The time limit comes from
+    ``TimeLimit`` (``max_episode_steps`` at registration), so the env itself returns ``truncated=False``.
+
+    ## Arguments
+    See ``__init__``. ``env.unwrapped.P`` is the exact model (fixed stop numbers only) and
+    ``env.unwrapped.optimal_return()`` its optimal expected return from value iteration.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "rgb_array", "ansi"], "render_fps": 8}
+
+    def __init__(
+        self,
+        map: str | Sequence[str] = "small",
+        obs_mode: str = "symbolic",
+        digit_source: str | DigitSource = "mnist-train",
+        reader: str | Reader = "cnn",
+        render_mode: str | None = None,
+        render_fps: int | None = None,  # [frames/s] of the human window; None: metadata["render_fps"]
+        n_cars: int = 2,  # other cars on the roads (traffic density)
+        green_steps: int = 3,  # [steps] each light axis stays green this long; 0 = no lights
+        shuffle_stops: bool = False,  # new stop numbers every episode (then no exact model)
+        map_seed: int = 0,  # seed of map="procedural"
+        route_seed: int = 0,  # chooses the other cars' loops and offsets
+        max_period: int = 60,  # [steps] cap on the traffic period T (state-space size grows with T)
+        time_cost: float = DEFAULT_TIME_COST,  # [reward/step], subtracted every step
+        progress: float = DEFAULT_PROGRESS,  # [reward/cell] of road distance gained towards the target stop
+        arrival: float = DEFAULT_ARRIVAL,  # [reward] for stopping at the card's stop
+        wrong_stop: float = DEFAULT_WRONG_STOP,  # [reward] for stopping at another stop
+        collision: float = DEFAULT_COLLISION,  # [reward] for hitting a car
+        red_light: float = DEFAULT_RED_LIGHT,  # [reward] for entering an intersection on red
+    ):
+        if obs_mode not in OBS_MODES:
+            raise ValueError(f"unknown obs_mode {obs_mode!r}: use one of {OBS_MODES}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"unknown render_mode {render_mode!r}: use None or one of {self.metadata['render_modes']}")
+        check_source_name(digit_source)
+        if not (callable(digit_source) or isinstance(digit_source, str)):
+            raise TypeError(f"digit_source must be a name or a DigitSource callable, got {digit_source!r}")
+        if not (callable(reader) or isinstance(reader, str)):
+            raise TypeError(f"reader must be one of {READER_NAMES}, a checkpoint path or a callable, got {reader!r}")
+        for name, value, lo in (
+            ("n_cars", n_cars, 0),
+            ("green_steps", green_steps, 0),
+            ("max_period", max_period, 1),
+        ):
+            if not isinstance(value, int | np.integer) or value < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+        weights = {
+            "time_cost": time_cost,
+            "progress": progress,
+            "arrival": arrival,
+            "wrong_stop": wrong_stop,
+            "collision": collision,
+            "red_light": red_light,
+        }
+        signs = {
+            "time_cost": ">= 0",
+            "progress": ">= 0",
+            "arrival": ">= 0",
+            "wrong_stop": "<= 0",
+            "collision": "<= 0",
+            "red_light": "<= 0",
+        }
+        for name, value in weights.items():
+            ok = isinstance(value, int | float) and math.isfinite(value)
+            ok = ok and (value >= 0 if signs[name] == ">= 0" else value <= 0)
+            if not ok:
+                raise ValueError(f"{name} must be a finite number {signs[name]}, got {value!r}")
+        self.params = Params(
+            gmap=get_map(map, seed=map_seed),
+            n_cars=int(n_cars),
+            green_steps=int(green_steps),
+            max_period=int(max_period),
+            route_seed=int(route_seed),
+            shuffle_stops=bool(shuffle_stops),
+            **{k: float(v) for k, v in weights.items()},
+        )
+        self.model = DrivingModel(self.params)
+        self.obs_mode, self.render_mode = obs_mode, render_mode
+        if render_fps is not None:
+            if not isinstance(render_fps, int) or render_fps < 1:
+                raise ValueError(f"render_fps must be a positive integer, got {render_fps!r}")
+            self.metadata = {**type(self).metadata, "render_fps": render_fps}  # this instance only
+        self._source_spec, self._reader_spec = digit_source, reader
+        self._source: DigitSource | None = None
+        self._reader: Reader | None = None
+        self._renderer = None
+        self._raster = None
+
+        self.action_space = spaces.Discrete(NUM_ACTIONS)
+        m = self.model
+        if obs_mode in ("symbolic", "perceived"):
+            self.observation_space = spaces.Discrete(m.n_states)
+        elif obs_mode == "pixels":
+            self.observation_space = spaces.Box(0, 255, self._get_raster().shape, dtype=np.uint8)
+        else:
+            img = spaces.Box(0, 255, (DIGIT_PX, DIGIT_PX), dtype=np.uint8)
+            self.observation_space = spaces.Dict({"state": spaces.Discrete(m.n_base), "card": img, "sign": img})
+        # One action-mask array per base state (read-only, copied into info), so step() only indexes a list.
+        per_cell = [[m.masks[c, h] for h in range(NUM_HEADINGS)] for c in range(len(m.cells))]
+        self._mask_l = [
+            per_cell[b // (NUM_HEADINGS * m.period)][(b // m.period) % NUM_HEADINGS] for b in range(m.n_base)
+        ]
+        self._base = -1  # no episode yet
+
+    # ---- lazy perception models ----------------------------------------------------------------------
+    def _get_source(self) -> DigitSource:
+        if self._source is None:
+            self._source = resolve_source(self._source_spec)
+        return self._source
+
+    def _get_reader(self) -> Reader:
+        if self._reader is None:
+            self._reader = resolve_reader(self._reader_spec)
+        return self._reader
+
+    def _get_raster(self):
+        if self._raster is None:
+            from envs.grid_driving.raster import PixelRaster
+
+            self._raster = PixelRaster(self.model)
+        return self._raster
+
+    # ---- episode -------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - set(RESET_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}: allowed are {RESET_OPTIONS}")
+        m, rng = self.model, self.np_random
+        numbers = self.params.gmap.stop_numbers
+        if self.params.shuffle_stops:
+            numbers = tuple(int(d) for d in rng.permutation(NUM_DIGITS)[: len(numbers)])
+        card = int(numbers[int(rng.integers(len(numbers)))])
+        base = int(m.start_bases[int(rng.integers(len(m.start_bases)))])
+        image_seed = int(rng.integers(2**63))
+        if "card" in options:
+            card = options["card"]
+            if card not in numbers:
+                raise ValueError(f"options['card']={card!r} is not a stop number this episode; stops: {numbers}")
+            card = int(card)
+        if "start" in options or "phase" in options:
+            base = self._start_from_options(options, base)
+        self._trip: Trip = make_trip(card, numbers)
+        self._base, self._steps, self._return = base, 0, 0.0
+        self._last: tuple[int, dict[str, float], str] | None = None
+        self._image_seed, self._images = image_seed, None
+        self._reads = None
+        if self.obs_mode != "symbolic":
+            self._draw_images()
+        if self.obs_mode == "perceived":
+            self._read_images()
+        self._obs_card = card if self._reads is None else int(self._reads[0][0])
+        self._bg = None
+        info = self._info(self._mask_l[base])
+        info["stop_numbers"] = numbers
+        if self._reads is not None:  # everything the reader read this episode, signs in map order
+            info["signs_read"] = tuple(self._reads[0][1:].tolist())
+            info["signs_confidence"] = tuple(self._reads[1][1:].tolist())
+        if self.render_mode == "human":
+            self.render()
+        return self._observe(), info
+
+    def _start_from_options(self, options: dict[str, Any], base: int) -> int:
+        m = self.model
+        cell, heading, phase = m.base_parts(base)
+        if "start" in options:
+            start = options["start"]
+            ok = isinstance(start, Sequence) and len(start) == 3 and all(isinstance(v, int | np.integer) for v in start)
+            if not ok or not (0 <= start[2] < NUM_HEADINGS):
+                raise ValueError(f"options['start'] must be (row, col, heading 0-3), got {start!r}")
+            r, c, heading = (int(v) for v in start)
+            h, w = self.params.gmap.shape
+            if not (0 <= r < h and 0 <= c < w) or m.cell_index[r, c] < 0:
+                raise ValueError(f"options['start']: ({r}, {c}) is not a road cell of map {self.params.gmap.name!r}")
+            cell = int(m.cell_index[r, c])
+        if "phase" in options:
+            phase = options["phase"]
+            if not isinstance(phase, int | np.integer) or not 0 <= phase < m.period:
+                raise ValueError(f"options['phase'] must be an integer in 0..{m.period - 1}, got {phase!r}")
+        if cell in m.car_cells[int(phase)]:
+            raise ValueError(f"options: a car occupies {m.cells[cell]} at phase {phase}; choose another start")
+        return (cell * NUM_HEADINGS + heading) * m.period + int(phase)
+
+    def _draw_images(self) -> None:
+        """This episode's handwriting: the card, then each stop's sign (from a seed drawn at reset)."""
+        if self._images is not None:
+            return
+        labels = np.array([self._trip.card, *self._trip.numbers], dtype=np.int64)
+        images = np.asarray(self._get_source()(labels, np.random.default_rng(self._image_seed)))
+        if images.shape != (len(labels), DIGIT_PX, DIGIT_PX) or images.dtype != np.uint8:
+            raise ValueError(
+                f"digit source {self._source_spec!r} returned {images.dtype} {images.shape}; "
+                f"expected uint8 {(len(labels), DIGIT_PX, DIGIT_PX)}"
+            )
+        self._images = images
+
+    def _read_images(self) -> None:
+        labels, conf = self._get_reader()(self._images)
+        labels, conf = np.asarray(labels, dtype=np.int64), np.asarray(conf, dtype=np.float32)
+        n = len(self._images)
+        if labels.shape != (n,) or conf.shape != (n,) or not ((labels >= 0) & (labels < NUM_DIGITS)).all():
+            raise ValueError(
+                f"reader {self._reader_spec!r} must return labels in 0..9 and confidences, each of shape ({n},); "
+                f"got labels {labels!r}, confidences of shape {conf.shape}"
+            )
+        self._reads = (labels, conf)
+
+    def step(self, action):
+        if self._base < 0:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if not (isinstance(action, int | np.integer) and 0 <= action < NUM_ACTIONS):
+            a = np.asarray(action)
+            if a.shape != () or a.dtype.kind not in "iu" or not 0 <= a < NUM_ACTIONS:
+                raise ValueError(
+                    f"invalid action {action!r}: expected an integer in 0..{NUM_ACTIONS - 1} "
+                    f"({', '.join(f'{x.value}={x.name}' for x in Action)})"
+                )
+        action = int(action)
+        base, terms, terminated, event = self.model.transition(self._base, action, self._trip)
+        reward = sum(terms)
+        self._base = base
+        self._steps += 1
+        self._return += reward
+        info = self._info(self._mask_l[base])
+        info["reward_terms"] = dict(zip(REWARD_TERMS, terms, strict=True))
+        if terminated:
+            info["event"] = event
+            info["is_success"] = event == "arrived"
+        self._last = (action, info["reward_terms"], event)
+        if self.render_mode == "human":
+            self.render()
+        return self._observe(), reward, terminated, False, info
+
+    def _info(self, mask: np.ndarray) -> dict[str, Any]:
+        info: dict[str, Any] = {"action_mask": mask.copy(), "card": self._trip.card}
+        if self._reads is not None:
+            info["card_read"] = int(self._reads[0][0])
+            info["card_confidence"] = float(self._reads[1][0])
+            if self.params.shuffle_stops:
+                k = self.model._stop_l[self._base // (NUM_HEADINGS * self.model.period)]
+                info["sign"] = NO_SIGN if k < 0 else self._trip.numbers[k]
+                info["sign_read"] = NO_SIGN if k < 0 else int(self._reads[0][k + 1])
+        return info
+
+    def _observe(self):
+        m, base = self.model, self._base
+        if self.obs_mode == "symbolic":
+            if m.n_sign == 1:
+                return base * NUM_DIGITS + self._trip.card
+            return m.index(base, self._trip.card, m.sign_component(base, self._trip.numbers))
+        if self.obs_mode == "perceived":
+            sign = 0
+            if m.n_sign > 1:
+                k = m._stop_l[base // (NUM_HEADINGS * m.period)]
+                sign = NO_SIGN if k < 0 else int(self._reads[0][k + 1])
+            return m.index(base, self._obs_card, sign)
+        if self.obs_mode == "pixels":
+            if self._bg is None:
+                self._bg = self._get_raster().background(self._images[0], self._images[1:])
+            return self._raster.frame(self._bg, base)
+        k = m._stop_l[base // (NUM_HEADINGS * m.period)]
+        sign = self._images[k + 1] if k >= 0 else np.zeros((DIGIT_PX, DIGIT_PX), dtype=np.uint8)
+        return {"state": base, "card": self._images[0].copy(), "sign": sign.copy()}
+
+    # ---- exact model ---------------------------------------------------------------------------------
+    def encode(self, state: DrivingState) -> int:
+        """Symbolic state index of a :class:`DrivingState`."""
+        return self.model.encode(state)
+
+    def decode(self, s: int) -> DrivingState:
+        """The :class:`DrivingState` of a symbolic state index."""
+        return self.model.decode(s)
+
+    @cached_property
+    def _tabular(self) -> TabularModel:
+        return tabular_model(self.model)
+
+    def tabular_model(self) -> TabularModel:
+        """The exact model of the symbolic mode as (S, A) tables plus the start distribution."""
+        return self._tabular
+
+    @cached_property
+    def P(self) -> dict[int, dict[int, list[tuple[float, int, float, bool]]]]:
+        """``P[s][a] = [(prob, next_state, reward, terminated)]`` like Taxi's (fixed stop numbers only).
+
+        With ``shuffle_stops`` there is no exact model: ``P`` then raises AttributeError, so that
+        ``hasattr(env.unwrapped, "P")`` tells agents whether they can plan.
+        """
+        if self.params.shuffle_stops:
+            raise AttributeError("no exact model P with shuffle_stops=True (numbers not in the state)")
+        return self._tabular.transitions()
+
+    def value_iteration(self, gamma: float = 1.0, horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Optimal (V, Q) of the symbolic mode; see :func:`envs.grid_driving.planning.value_iteration`."""
+        return value_iteration(self._tabular, gamma=gamma, horizon=horizon)
+
+    def optimal_return(self, gamma: float = 1.0, horizon: int | None = None) -> float:
+        """Optimal expected return from the start distribution.
+
+        ``horizon`` defaults to the registered ``max_episode_steps`` (the return reachable under the
+        TimeLimit), or an unbounded horizon when the env was built without a spec.
+        """
+        if horizon is None and self.spec is not None:
+            horizon = self.spec.max_episode_steps
+        return optimal_return(self._tabular, gamma=gamma, horizon=horizon)
+
+    # ---- rendering -----------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """A read-only description of the current scene, all the renderer needs."""
+        if self._base < 0:
+            raise gym.error.ResetNeeded("call reset() before render()")
+        self._draw_images()
+        m = self.model
+        cell, heading, phase = m.base_parts(self._base)
+        reads = self._reads
+        return {
+            "episode": (self._image_seed, self._trip),
+            "ego": (*m.cells[cell], heading),
+            "phase": phase,
+            "cars": m.car_cells[phase].tolist(),
+            "card": self._trip.card,
+            "numbers": self._trip.numbers,
+            "images": self._images,
+            "card_read": None if reads is None else (int(reads[0][0]), float(reads[1][0])),
+            "sign_reads": None
+            if reads is None
+            else list(zip(reads[0][1:].tolist(), reads[1][1:].tolist(), strict=True)),
+            "steps": self._steps,
+            "return": self._return,
+            "last": self._last,
+            "obs_mode": self.obs_mode,
+        }
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode= to the constructor")
+            return None
+        if self.render_mode == "ansi":
+            return self._render_ansi()
+        if self._renderer is None:
+            from envs.grid_driving.render import GridRenderer
+
+            self._renderer = GridRenderer(
+                self.model, window=self.render_mode == "human", fps=self.metadata["render_fps"]
+            )
+        frame = self._renderer.render(self.snapshot())
+        return frame if self.render_mode == "rgb_array" else None
+
+    def _render_ansi(self) -> str:
+        m = self.model
+        cell, heading, phase = m.base_parts(self._base)
+        grid = [list(row) for row in self.params.gmap.rows]
+        for (r, c, _), n in zip(self.params.gmap.stops, self._trip.numbers, strict=True):
+            grid[r][c] = str(n)
+        for other in m.car_cells[phase]:
+            r, c = m.cells[other]
+            grid[r][c] = "C"
+        r, c = m.cells[cell]
+        grid[r][c] = "^>v<"[heading]
+        lights = " ".join(
+            f"{rc}:{'NS' if ax == 0 else 'EW'}"
+            for rc, ax in zip(self.params.gmap.intersections, m.light_axis[:, phase], strict=True)
+        )
+        lines = ["".join(row) for row in grid]
+        lines.append(
+            f"card {self._trip.card}  heading {HEADING_NAMES[heading]}  step {self._steps}  return {self._return:+.2f}"
+        )
+        if self.params.green_steps:
+            lines.append(f"green: {lights}")
+        return "\n".join(lines) + "\n"
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_renderer"] = None  # a pygame window cannot be pickled; it is re-created on demand
+        state.pop("P", None)  # cached, rebuilt on demand
+        state.pop("_tabular", None)
+        if isinstance(self._source_spec, str):
+            state["_source"] = None  # named models are reloaded lazily
+        if isinstance(self._reader_spec, str):
+            state["_reader"] = None
+        return state
