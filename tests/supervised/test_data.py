@@ -101,7 +101,7 @@ def test_cache_round_trip_tamper_and_truncation(tmp_path):
     blob = bytearray(path.read_bytes())
     blob[len(blob) // 2] ^= 0xFF  # flip one pixel byte in the middle of train_images
     (tmp_path / "tampered.npz").write_bytes(bytes(blob))
-    with pytest.raises(MnistDataError, match="content check|unreadable"):
+    with pytest.raises(MnistDataError, match=r"content check|unreadable"):
         mnist.read_cache(tmp_path / "tampered.npz")
 
     (tmp_path / "truncated.npz").write_bytes(path.read_bytes()[: len(blob) // 3])
