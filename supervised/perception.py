@@ -46,15 +46,21 @@ class DigitReader:
         path: a classifier checkpoint, or ``"cnn"`` / ``"mlp"`` for the shipped ones.
         batch_size: images per forward pass (memory bound; results do not depend on it).
         threads: torch intra-op threads while reading (None: leave torch's setting alone).
+        cache_size: remember the reading of up to this many distinct images (0: no cache). Environments show
+            the same MNIST digits again and again (a GridDriving episode reads 11 of them), so a cache keyed by
+            the image bytes makes perceived mode nearly as fast as symbolic mode. Readings are deterministic,
+            so the cache never changes a result.
     """
 
-    def __init__(self, path: str | Path = "cnn", *, batch_size: int = 1024, threads: int | None = 1):
+    def __init__(self, path: str | Path = "cnn", *, batch_size: int = 1024, threads: int | None = 1,
+                 cache_size: int = 0):
         self.path = SHIPPED.get(str(path), Path(path))
         loaded = load_classifier(self.path)
         self.model, self.preprocess = loaded.model, loaded.preprocess
         self.metrics = loaded.metrics
         self.arch = self.model.cfg.arch
-        self.batch_size, self.threads = batch_size, threads
+        self.batch_size, self.threads, self.cache_size = batch_size, threads, cache_size
+        self._cache: dict[bytes, tuple[int, float]] = {}
 
     def _check(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
@@ -81,23 +87,42 @@ class DigitReader:
         return z / z.sum(axis=1, keepdims=True)
 
     def __call__(self, images: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        if self.cache_size:
+            return self._cached(self._check(images))
         p = self.probs(images)
         labels = p.argmax(axis=1)
         return labels.astype(np.int64), p[np.arange(len(p)), labels].astype(np.float32)
 
+    def _cached(self, images: np.ndarray) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        keys = [img.tobytes() for img in images]
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        if missing:
+            p = self.probs(images[missing])
+            if len(self._cache) + len(missing) > self.cache_size:
+                self._cache.clear()
+            for i, row in zip(missing, p, strict=True):
+                k = int(row.argmax())
+                self._cache[keys[i]] = (k, float(row[k]))
+        found = [self._cache[k] for k in keys]
+        return (np.fromiter((f[0] for f in found), np.int64, len(found)),
+                np.fromiter((f[1] for f in found), np.float32, len(found)))
+
     def __getstate__(self) -> dict:  # envs holding a reader must pickle (vector envs, check_env)
-        return {"path": str(self.path), "batch_size": self.batch_size, "threads": self.threads}
+        return {"path": str(self.path), "batch_size": self.batch_size, "threads": self.threads,
+                "cache_size": self.cache_size}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"], batch_size=state["batch_size"], threads=state["threads"])
+        self.__init__(state["path"], batch_size=state["batch_size"], threads=state["threads"],
+                      cache_size=state.get("cache_size", 0))
 
     def __repr__(self) -> str:
         return f"DigitReader({str(self.path)!r}, arch={self.arch!r})"
 
 
-def load_reader(name_or_path: str | Path = "cnn", **kwargs) -> DigitReader:
-    """The shipped reader by name (``"cnn"``, ``"mlp"``) or one from a checkpoint path."""
-    return DigitReader(name_or_path, **kwargs)
+def load_reader(name_or_path: str | Path = "cnn", *, cache_size: int = 100_000, **kwargs) -> DigitReader:
+    """The shipped reader by name (``"cnn"``, ``"mlp"``) or one from a checkpoint path, with a reading cache
+    (see :class:`DigitReader`): this is what envs get for ``reader="cnn"``."""
+    return DigitReader(name_or_path, cache_size=cache_size, **kwargs)
 
 
 class MnistSource:

@@ -153,6 +153,16 @@ def test_mnist_source_gives_the_labels_asked_for_reproducibly(mnist):
         src(np.array([10]), np.random.default_rng(0))
 
 
+def test_cached_reader_gives_the_same_readings(mnist):
+    plain, cached = DigitReader("cnn"), DigitReader("cnn", cache_size=150)
+    images = np.concatenate([mnist.test_images[:100], mnist.test_images[50:150]])  # repeats, then overflow
+    for batch in (images[:100], images[100:], images[:7]):
+        a, b = plain(batch), cached(batch)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+    assert 0 < len(cached._cache) <= 150
+
+
 @pytest.mark.slow
 def test_shipped_cnn_reaches_99_2_percent_on_the_official_test_set(mnist):
     reader = DigitReader(SHIPPED["cnn"])
