@@ -19,8 +19,10 @@ class Transition:
     """One environment step as an agent learns from it.
 
     ``next_action`` is the action the agent will take in ``next_obs`` (SARSA needs it; Q-learning ignores it);
-    it is None when the episode ended. The target bootstraps unless ``terminated``: a truncated step (time
-    limit) still bootstraps, which is why Gymnasium splits the two (see ``gymnasium.Env.step``).
+    it is None when the episode terminated (after a truncation it is still given, drawn from the agent's
+    policy in ``next_obs``, so SARSA can bootstrap from it). The target bootstraps unless ``terminated``: a
+    truncated step (time limit) still bootstraps, which is why Gymnasium splits the two (see
+    ``gymnasium.Env.step``).
     """
 
     obs: Any
@@ -59,7 +61,8 @@ class Agent(Protocol):
 class Learner(Agent, Protocol):
     """An agent that trains itself on an env."""
 
-    def learn(self, env: gym.Env, total_timesteps: int, *, seed: int | None = None, callback: Any = None) -> Any:
+    def learn(self, env: gym.Env, total_timesteps: int, *, seed: int | None = None,
+              callback: Any = None) -> Any:
         ...
 
 
@@ -75,13 +78,18 @@ class SpaceMismatchError(ValueError):
     """A checkpoint was made for other observation/action spaces than the env it is used with."""
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, of another format, or from a newer version of perceptgym."""
+
+
 def check_spaces(saved: dict[str, str], observation_space: gym.Space | None, action_space: gym.Space | None,
                  path: str | Path) -> None:
     """Compares the space descriptions stored in a checkpoint with the spaces at hand."""
     for name, space in (("observation_space", observation_space), ("action_space", action_space)):
         if space is not None and saved.get(name) != describe_space(space):
             raise SpaceMismatchError(
-                f"{path}: checkpoint was made for {name} {saved.get(name)}, but the env has {describe_space(space)}"
+                f"{path}: checkpoint was made for {name} {saved.get(name)}, "
+                f"but the env has {describe_space(space)}"
             )
 
 

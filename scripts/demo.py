@@ -162,7 +162,8 @@ def driving(args: Args, out: Path, cnn_path: str) -> dict[str, Any]:
         say(f"GridDriving/{mode}: Q-learning for {args.n_episodes:,} episodes on MNIST training digits")
         bar = tqdm(total=args.n_episodes, desc=f"q_learning {mode}", unit="ep", mininterval=1.0)
         start = time.perf_counter()
-        history = train(env, agent, n_episodes=args.n_episodes, seed=args.seed, callback=lambda _ep: bar.update(1))
+        history = train(env, agent, n_episodes=args.n_episodes, seed=args.seed,
+                        callback=lambda _ep, bar=bar: bar.update(1))
         bar.close()
         seconds = time.perf_counter() - start
         curves[mode] = np.array([ep.ep_return for ep in history])

@@ -1,0 +1,160 @@
+"""Episode loops that only use the agent interface: training step learners, and evaluating any agent.
+
+``run_episode`` is shared by every :class:`agents.base.StepLearner` (tabular and bandit agents). It calls the
+agent's fast ``update_step(obs, action, reward, next_obs, terminated, next_action)`` when there is one and
+builds a :class:`agents.base.Transition` for ``update`` otherwise: allocating a frozen dataclass per step
+costs about as much as a Taxi step itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents.base import Agent, Transition
+
+
+@dataclass(frozen=True)
+class Episode:
+    """What one finished episode gives the callbacks and the logs."""
+
+    index: int
+    """0-based episode number (continues across resumes)"""
+    global_step: int
+    """env steps taken so far, this episode included"""
+    ep_return: float
+    length: int
+    terminated: bool
+    success: bool
+
+
+EpisodeCallback = Callable[[Episode], Any]
+
+
+def is_success(info: dict, reward: float, terminated: bool) -> bool:
+    """Whether an episode that ended with this step succeeded.
+
+    ``info["is_success"]`` when the env reports it (our envs, SB3's convention); otherwise a *positive reward
+    on termination* (reaching the goal in FrozenLake, dropping the passenger in Taxi). Envs that end with a
+    non-positive reward on success (CliffWalking: −1) or a positive one on failure (CartPole: +1 when the
+    pole falls) need ``is_success`` for this rate to mean anything.
+    """
+    if "is_success" in info:
+        return bool(info["is_success"])
+    return bool(terminated and reward > 0)
+
+
+def run_episode(env: gym.Env, agent: Agent, *, learn: bool = False, seed: int | None = None,
+                max_steps: int | None = None) -> tuple[float, int, bool, bool]:
+    """Plays one episode; learns from every step when ``learn`` (ε-greedy), else acts greedily.
+
+    Args:
+        env: a Gymnasium env whose spaces match the agent's.
+        agent: any agent; ``learn=True`` needs a step learner (``update_step`` or ``update``).
+        learn: explore and update after each step.
+        seed: passed to ``env.reset`` (give it for the first episode only).
+        max_steps: stop after this many steps, treated as a truncation (the last target still bootstraps).
+
+    Returns:
+        (return, length, terminated, success).
+    """
+    obs, info = env.reset(seed=seed)
+    act, step = agent.act, env.step
+    fast = getattr(agent, "update_step", None)
+    slow = agent.update if learn and fast is None else None
+    update = fast if learn else None
+    on_policy = bool(getattr(agent, "on_policy", False))
+    action = act(obs, explore=learn)
+    ep_return, length = 0.0, 0
+    while True:
+        next_obs, reward, terminated, truncated, info = step(action)
+        ep_return += reward
+        length += 1
+        done = terminated or truncated or length == max_steps
+        if update is not None:
+            if on_policy:  # SARSA: the target uses a', so pick it first (also after truncation, to bootstrap)
+                next_action = None if terminated else act(next_obs, explore=True)
+                update(obs, action, reward, next_obs, terminated, next_action)
+            else:
+                update(obs, action, reward, next_obs, terminated, None)
+                next_action = None if done else act(next_obs, explore=True)
+        elif slow is not None:
+            next_action = None if terminated else act(next_obs, explore=True)
+            slow(Transition(obs, action, reward, next_obs, terminated, done and not terminated, next_action, info))
+        else:
+            next_action = None if done else act(next_obs, explore=False)
+        if done:
+            return ep_return, length, bool(terminated), is_success(info, reward, terminated)
+        obs, action = next_obs, next_action
+
+
+def train(env: gym.Env, agent: Agent, *, n_episodes: int | None = None, total_timesteps: int | None = None,
+          seed: int | None = None, callback: EpisodeCallback | None = None,
+          start_step: int = 0) -> list[Episode]:
+    """Trains a step learner for ``n_episodes`` episodes and/or ``total_timesteps`` env steps.
+
+    Training stops at whichever limit comes first; a step limit can cut the last episode short (counted as
+    a truncation). ``callback(episode)`` runs after each episode, after ``agent.end_episode()``, so an
+    exception raised there (``KeyboardInterrupt``) leaves the agent at a clean episode boundary, ready to
+    save and resume.
+
+    Args:
+        seed: seeds the first ``env.reset`` only (Gymnasium's convention); None continues the env's RNG.
+        start_step: env steps already taken (when resuming), so ``global_step`` continues.
+    """
+    if n_episodes is None and total_timesteps is None:
+        raise ValueError("train needs n_episodes or total_timesteps")
+    end_episode = getattr(agent, "end_episode", None)
+    first = int(getattr(agent, "episode", 0))
+    global_step = start_step
+    history: list[Episode] = []
+    index = first
+    while ((n_episodes is None or index < n_episodes)
+           and (total_timesteps is None or global_step < total_timesteps)):
+        budget = None if total_timesteps is None else total_timesteps - global_step
+        ep_return, length, terminated, success = run_episode(
+            env, agent, learn=True, seed=seed if index == first else None, max_steps=budget)
+        global_step += length
+        if end_episode is not None:
+            end_episode()
+        episode = Episode(index, global_step, float(ep_return), length, terminated, success)
+        history.append(episode)
+        index += 1
+        if callback is not None:
+            callback(episode)
+    return history
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Greedy performance over ``n_episodes`` episodes."""
+
+    mean_return: float
+    std_return: float
+    success_rate: float
+    mean_length: float
+    returns: np.ndarray
+
+    def __str__(self) -> str:
+        return (f"return {self.mean_return:.3f} ± {self.std_return:.3f} over {self.returns.size} episodes, "
+                f"success rate {self.success_rate:.3f}, mean length {self.mean_length:.1f}")
+
+
+def evaluate(agent: Agent, env: gym.Env, n_episodes: int, seed: int | None = None,
+             max_steps: int | None = None) -> EvalResult:
+    """Runs the greedy policy (``act(explore=False)``) for ``n_episodes``; works for any agent.
+
+    ``seed`` seeds the first reset only, so the episodes differ but the whole evaluation is reproducible.
+    See :func:`is_success` for how success is decided.
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes={n_episodes} must be >= 1")
+    results = [run_episode(env, agent, learn=False, seed=seed if i == 0 else None, max_steps=max_steps)
+               for i in range(n_episodes)]
+    returns = np.array([r[0] for r in results], dtype=np.float64)
+    return EvalResult(float(returns.mean()), float(returns.std()), float(np.mean([r[3] for r in results])),
+                      float(np.mean([r[1] for r in results])), returns)

@@ -1,0 +1,104 @@
+"""Load a trained agent with the env it was trained on, play it back, and record episodes as GIFs.
+
+Shared by ``scripts/evaluate.py`` and ``scripts/watch.py``. A *run* is a directory written by
+:func:`agents.training.train_run`; its ``config.json`` says which env (and wrappers) the agent needs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents.base import Agent, CheckpointError
+from agents.env_factory import build_env
+from agents.registry import agent_entry, checkpoint_agent_name, load_agent
+from agents.training import import_plugins
+
+CHECKPOINT_NAMES = ("model.npz", "model.zip", "checkpoints/last.npz", "checkpoints/last.zip")
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    agent: Agent
+    env: gym.Env
+    env_id: str
+    checkpoint: Path
+    run_settings: dict[str, Any]
+
+
+def _find_checkpoint(run_dir: Path) -> Path:
+    for name in CHECKPOINT_NAMES:
+        if (run_dir / name).is_file():
+            return run_dir / name
+    raise CheckpointError(f"{run_dir}: no checkpoint ({', '.join(CHECKPOINT_NAMES)})")
+
+
+def _find_config(checkpoint: Path) -> Path | None:
+    for folder in (checkpoint.parent, checkpoint.parent.parent):
+        if (folder / "config.json").is_file():
+            return folder / "config.json"
+    return None
+
+
+def load_run(path: str | Path, *, env_id: str | None = None, env_kwargs: Mapping[str, Any] | None = None,
+             render_mode: str | None = None) -> LoadedRun:
+    """The agent of a run directory (or checkpoint file) and a fresh env for it.
+
+    Args:
+        path: a run directory, or a checkpoint inside one, or a checkpoint anywhere (then give ``env_id``).
+        env_id: play on this env instead of the run's (its spaces must match the checkpoint's).
+        env_kwargs: replace keys of the run's ``env_kwargs`` (e.g. another digit source).
+        render_mode: ``"human"`` or ``"rgb_array"`` for watching or recording.
+    """
+    path = Path(path)
+    checkpoint = _find_checkpoint(path) if path.is_dir() else path
+    config_path = _find_config(checkpoint)
+    config = json.loads(config_path.read_text()) if config_path else {}
+    import_plugins(config.get("plugins", ()))
+    settings = dict(config.get("run_settings", {}))
+    if env_kwargs:
+        settings["env_kwargs"] = {**settings.get("env_kwargs", {}), **env_kwargs}
+    env_id = env_id or config.get("env_id")
+    if env_id is None:
+        raise ValueError(f"{path}: no config.json next to this checkpoint; pass the env id (--env)")
+    kind = agent_entry(checkpoint_agent_name(checkpoint)).kind
+    env = build_env(env_id, settings, tabular=kind == "tabular", render_mode=render_mode)
+    agent = load_agent(checkpoint, env.observation_space, env.action_space)
+    return LoadedRun(agent, env, env_id, checkpoint, settings)
+
+
+def record_episode(env: gym.Env, agent: Agent, *, seed: int | None = None,
+                   max_steps: int = 10_000) -> tuple[list[np.ndarray], float]:
+    """Frames (``env.render()`` in ``rgb_array`` mode) and return of one greedy episode."""
+    if env.render_mode != "rgb_array":
+        raise ValueError(f"recording needs render_mode='rgb_array', the env has {env.render_mode!r}")
+    obs, _ = env.reset(seed=seed)
+    frames, total = [np.asarray(env.render())], 0.0
+    for _ in range(max_steps):
+        obs, reward, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
+        frames.append(np.asarray(env.render()))
+        total += float(reward)
+        if terminated or truncated:
+            break
+    return frames, total
+
+
+def save_gif(frames: list[np.ndarray], path: str | Path, fps: int = 10) -> Path:
+    """Writes ``frames`` (H×W×3 uint8) as a looping GIF with Pillow."""
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("no frames to write")
+    if fps < 1:
+        raise ValueError(f"fps={fps} must be >= 1")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=max(1, round(1000 / fps)), loop=0)
+    return path

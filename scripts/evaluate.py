@@ -1,0 +1,63 @@
+"""Evaluate a trained agent: mean ± std return and success rate over N greedy episodes, optional GIF.
+
+``python -m scripts.evaluate runs/Taxi-v4__q_learning__0__1700000000 --episodes 2000 --video taxi.gif``
+
+Success is ``info["is_success"]`` where the env reports it, else a positive reward on termination (see
+:func:`agents.loop.is_success`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+import tyro
+
+from agents.base import CheckpointError
+from agents.loop import evaluate
+from agents.playback import load_run, record_episode, save_gif
+
+
+@dataclass
+class Args:
+    path: tyro.conf.Positional[str]
+    """a run directory, or a checkpoint file (.npz / .zip)"""
+    episodes: int = 100
+    """greedy evaluation episodes"""
+    seed: int = 0
+    """seeds the first reset (the evaluation is reproducible)"""
+    env: str | None = None
+    """evaluate on this env instead of the run's (spaces must match)"""
+    env_kwargs: str | None = None
+    """JSON object replacing keys of the run's env_kwargs, e.g. '{"digit_source": "mnist-test"}'"""
+    video: str | None = None
+    """write the first greedy episode(s) to this GIF"""
+    video_episodes: int = 1
+    """episodes in the GIF"""
+    fps: int = 10
+    """GIF frame rate"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = tyro.cli(Args, args=argv)
+    try:
+        env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else None
+        run = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs)
+        result = evaluate(run.agent, run.env, args.episodes, seed=args.seed)
+        print(f"{run.env_id} · {run.checkpoint}")
+        print(f"mean {result}")
+        if args.video:
+            video = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs, render_mode="rgb_array")
+            frames = []
+            for i in range(args.video_episodes):
+                frames += record_episode(video.env, video.agent, seed=args.seed + i)[0]
+            print(f"video: {save_gif(frames, args.video, args.fps)} ({len(frames)} frames)")
+    except (ValueError, CheckpointError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

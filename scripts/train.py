@@ -1,0 +1,92 @@
+"""Train any agent on any env: ``python -m scripts.train --env Taxi-v4 --agent q_learning --seed 0``.
+
+Hyperparameters come from ``agents/hyperparams/<agent>.yml`` (the ``default`` entry, then the env's own);
+``--set key=value`` overrides them (values are parsed as YAML: ``--set n_episodes=200 alpha=0.5``). The run
+goes to ``runs/{env}__{agent}__{seed}__{time}/``. Ctrl-C saves a checkpoint; continue with
+``--resume <run dir>`` (add ``--set n_episodes=...`` there to extend a finished run).
+
+The env may be a Gymnasium id (``FrozenLake-v1``), one of ours (``perceptgym/GridDriving-v0``, also as
+``envs:perceptgym/GridDriving-v0``) or your own class as ``package.module:MyEnv``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import tyro
+import yaml
+
+from agents.registry import agent_names
+from agents.training import HYPERPARAMS_DIR, import_plugins, train_run
+
+
+@dataclass
+class Args:
+    env: str | None = None
+    """env id: Gymnasium id, perceptgym/..., envs:perceptgym/..., or module:Class"""
+    agent: str | None = None
+    """agent name (see --list-agents)"""
+    seed: int = 0
+    """the run's one seed (agent, env and evaluation streams are derived from it)"""
+    set: tuple[str, ...] = ()
+    """hyperparameter overrides as key=value (YAML values), e.g. --set n_episodes=100 alpha=0.5"""
+    resume: str | None = None
+    """continue the run in this directory (after Ctrl-C, or to extend it)"""
+    runs_dir: str = "runs"
+    """where new run directories go"""
+    hyperparams_dir: str = str(HYPERPARAMS_DIR)
+    """directory with <agent>.yml hyperparameter files"""
+    progress: bool = True
+    """show a progress bar"""
+    tensorboard: bool = True
+    """write TensorBoard events"""
+    plugin: tuple[str, ...] = ()
+    """modules to import first, e.g. one that registers your own agent with agents.registry.register_agent"""
+    list_agents: bool = False
+    """print the registered agent names and exit"""
+
+
+def parse_overrides(items: tuple[str, ...]) -> dict:
+    """``("alpha=0.5", "net_arch=[64, 64]")`` -> ``{"alpha": 0.5, "net_arch": [64, 64]}``."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: use key=value")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = tyro.cli(Args, args=argv)
+    try:
+        import_plugins(args.plugin)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.list_agents:
+        print("\n".join(agent_names()))
+        return 0
+    try:
+        if args.resume is None and (args.env is None or args.agent is None):
+            raise ValueError("give --env and --agent (or --resume <run dir>)")
+        result = train_run(args.env, args.agent, seed=args.seed, overrides=parse_overrides(args.set),
+                           runs_dir=args.runs_dir, resume=args.resume, progress=args.progress,
+                           tensorboard=args.tensorboard, hyperparams_dir=Path(args.hyperparams_dir),
+                           plugins=args.plugin)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"run: {result.run_dir}")
+    if result.interrupted:
+        return 130
+    print(f"trained {result.episodes} episodes, {result.global_step} steps")
+    if result.eval is not None:
+        print(f"greedy evaluation: {result.eval}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

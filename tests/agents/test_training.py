@@ -1,0 +1,106 @@
+"""Training runs: run directory contents, Ctrl-C then resume, hyperparameter files, user envs."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from agents.registry import load_agent
+from agents.training import load_hyperparams, split_hyperparams, train_run
+
+FAST = {"progress": False, "tensorboard": False}
+
+
+def read_progress(run_dir):
+    with (run_dir / "progress.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+class Interrupt:
+    """Raises KeyboardInterrupt (what Ctrl-C raises) after the given episode."""
+
+    def __init__(self, after: int):
+        self.after = after
+
+    def __call__(self, episode):
+        if episode.index + 1 == self.after:
+            raise KeyboardInterrupt
+
+
+def test_tabular_interrupt_then_resume_equals_uninterrupted_run(tmp_path):
+    overrides = {"n_episodes": 60, "eval_episodes": 5, "epsilon": 0.3, "checkpoint_every": 25}
+    whole = train_run("Taxi-v4", "sarsa", seed=3, overrides=overrides, runs_dir=tmp_path / "a", **FAST)
+    cut = train_run("Taxi-v4", "sarsa", seed=3, overrides=overrides, runs_dir=tmp_path / "b",
+                    on_episode=Interrupt(after=23), **FAST)
+    assert cut.interrupted and cut.episodes == 23
+    state = json.loads((cut.run_dir / "checkpoints" / "state.json").read_text())
+    assert state["episode"] == 23 and not state["finished"]
+    assert not (cut.run_dir / "model.npz").exists()
+    resumed = train_run(resume=cut.run_dir, **FAST)
+    assert not resumed.interrupted and resumed.episodes == 60
+    a = load_agent(whole.run_dir / "model.npz")
+    b = load_agent(resumed.run_dir / "model.npz")
+    np.testing.assert_array_equal(a.q, b.q)
+    assert read_progress(whole.run_dir) == read_progress(resumed.run_dir)
+    assert resumed.eval.mean_return == whole.eval.mean_return
+
+
+def test_run_dir_contents(tmp_path):
+    result = train_run("FrozenLake-v1", "q_learning", seed=0, runs_dir=tmp_path, progress=False,
+                       overrides={"n_episodes": 30, "eval_episodes": 10, "checkpoint_every": 10})
+    run_dir = result.run_dir
+    assert run_dir.name.startswith("FrozenLake-v1__q_learning__0__")
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["env_id"] == "FrozenLake-v1" and config["agent_config"]["alpha"] == 0.1
+    assert config["hyperparams"]["n_episodes"] == 30  # the override wins over the YAML
+    rows = read_progress(run_dir)
+    assert [int(r["episode"]) for r in rows] == list(range(30))
+    assert int(rows[-1]["global_step"]) == result.global_step
+    assert list((run_dir / "tb").iterdir()), "no TensorBoard events"
+    assert (run_dir / "model.npz").is_file() and (run_dir / "eval.json").is_file()
+
+
+def test_sb3_interrupt_then_resume(tmp_path):
+    overrides = {"n_timesteps": 600, "n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1,
+                 "eval_episodes": 2}
+    cut = train_run("CartPole-v1", "ppo", seed=0, overrides=overrides, runs_dir=tmp_path,
+                    on_episode=Interrupt(after=3), **FAST)
+    assert cut.interrupted and 0 < cut.global_step < 600
+    resumed = train_run(resume=cut.run_dir, **FAST)
+    assert not resumed.interrupted and resumed.global_step >= 600
+    assert (resumed.run_dir / "model.zip").is_file()
+    episodes = [int(r["episode"]) for r in read_progress(resumed.run_dir)]
+    assert episodes == list(range(len(episodes)))
+
+
+def test_yaml_default_then_env_entry(tmp_path):
+    (tmp_path / "q_learning.yml").write_text(
+        "default:\n  n_episodes: 7\n  alpha: 0.2\nMyEnv-v0:\n  alpha: 0.7\n")
+    assert load_hyperparams("q_learning", "MyEnv-v0", tmp_path) == {"n_episodes": 7, "alpha": 0.7}
+    assert load_hyperparams("q_learning", "Other-v0", tmp_path) == {"n_episodes": 7, "alpha": 0.2}
+    assert load_hyperparams("sarsa", "Other-v0", tmp_path) == {}
+
+
+def test_shipped_hyperparameters_are_valid():
+    for agent in ("q_learning", "sarsa", "expected_sarsa", "double_q", "ppo", "a2c", "dqn"):
+        for env_id in ("default", "CartPole-v1", "Taxi-v4", "FrozenLake-v1", "CliffWalking-v1"):
+            split_hyperparams(agent, load_hyperparams(agent, env_id))
+
+
+def test_bad_hyperparameter_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"bad hyperparameters for 'q_learning'.*'alphaa'.*run settings"):
+        split_hyperparams("q_learning", {"alphaa": 1})
+
+
+def test_user_env_as_module_class(tmp_path):
+    result = train_run("scripts.examples.my_env:CorridorEnv", "q_learning", seed=0, runs_dir=tmp_path,
+                       overrides={"n_episodes": 100, "env_kwargs": {"length": 6}, "max_episode_steps": 50,
+                                  "alpha": 0.5, "epsilon": 0.2, "eval_episodes": 10}, **FAST)
+    assert result.eval.success_rate == 1.0
+    with pytest.raises(ValueError, match="cannot import module 'no_such_module'"):
+        train_run("no_such_module:MyEnv", "q_learning", runs_dir=tmp_path, **FAST)
+    with pytest.raises(ValueError, match=r"not a gymnasium\.Env subclass"):
+        train_run("json:JSONDecoder", "q_learning", runs_dir=tmp_path, **FAST)
