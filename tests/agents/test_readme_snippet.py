@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SNIPPET = ROOT / "agents" / "README_SNIPPET.md"
+SNIPPET = ROOT / "README.md"
 
 
 def test_snippet_shows_the_example_files_verbatim():
     blocks = re.findall(r"```python\n# (\S+)\n(.*?)```", SNIPPET.read_text(), flags=re.S)
     assert [name for name, _ in blocks] == ["scripts/examples/my_env.py", "scripts/examples/my_agent.py"]
     for name, code in blocks:
-        assert code.strip() == (ROOT / name).read_text().strip(), f"{name} and README_SNIPPET.md differ"
+        assert code.strip() == (ROOT / name).read_text().strip(), f"{name} and README.md differ"
 
 
 @pytest.mark.parametrize("module, expected", [
