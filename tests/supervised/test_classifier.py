@@ -168,3 +168,13 @@ def test_shipped_cnn_reaches_99_2_percent_on_the_official_test_set(mnist):
     reader = DigitReader(SHIPPED["cnn"])
     labels, _ = reader(mnist.test_images)
     assert (labels == mnist.test_labels).mean() >= 0.992
+
+
+def test_evaluate_classifier_script(tmp_path, capsys):
+    from scripts.evaluate_classifier import Args, main
+
+    accuracy = main(Args(checkpoint="cnn", png=tmp_path / "c.png"))
+    assert accuracy >= 0.99 and (tmp_path / "c.png").stat().st_size > 0
+    assert "accuracy" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(Args(checkpoint=str(tmp_path / "missing.pt")))

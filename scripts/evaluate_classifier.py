@@ -1,0 +1,51 @@
+"""Evaluate a classifier checkpoint on the official MNIST test set: accuracy, per-class accuracy, confusion.
+
+    python -m scripts.evaluate_classifier                      # the shipped CNN
+    python -m scripts.evaluate_classifier --checkpoint mlp     # the shipped tutorial MLP
+    python -m scripts.evaluate_classifier --checkpoint runs/classifier/model.pt --png confusion.png
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import tyro
+
+from supervised.checkpoint import CheckpointError
+from supervised.classifier import evaluate, load_classifier
+from supervised.data import load_mnist
+from supervised.perception import SHIPPED
+from supervised.plots import plot_confusion
+
+
+@dataclass
+class Args:
+    checkpoint: str = "cnn"
+    """a checkpoint path, or "cnn" / "mlp" for the shipped ones"""
+    png: Path | None = None
+    """where to write the confusion matrix (default: next to the checkpoint, or ./<name>.confusion.png)"""
+    data_dir: Path | None = None
+    """folder with the four standard MNIST IDX files (default: the cache)"""
+
+
+def main(args: Args) -> float:
+    path = SHIPPED.get(args.checkpoint, Path(args.checkpoint))
+    try:
+        loaded = load_classifier(path)
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
+    data = load_mnist(args.data_dir)
+    metrics = evaluate(loaded.model, loaded.preprocess, data.test_images, data.test_labels)
+    print(f"{path} ({loaded.model.cfg.arch}) on the 10,000 official MNIST test digits")
+    print(metrics.table())
+    png = args.png or (Path(f"{args.checkpoint}.confusion.png") if args.checkpoint in SHIPPED
+                       else path.with_suffix(".confusion.png"))
+    plot_confusion(metrics.confusion, png, title=f"{path.name} on MNIST test,")
+    print(f"confusion matrix: {png}")
+    return metrics.accuracy
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
