@@ -58,6 +58,7 @@ class GanConfig:
     d_channels: int = 32
     conditioning: str = "projection"
     spectral_norm: bool = False
+    d_batchnorm: bool = False  # BatchNorm after the discriminator's second convolution (as in DCGAN)
 
     def __post_init__(self) -> None:
         for name in ("z_dim", "embed_dim", "g_channels", "g_channels_14", "d_channels"):
@@ -71,21 +72,22 @@ class GanConfig:
 class GanTrainConfig:
     """Optimisation. ``steps`` is the budget in optimiser steps (one D and one G update each)."""
 
-    steps: int = 6000
+    steps: int = 8000
     batch_size: int = 64
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float = 4e-4
+    lr_d: float = 4e-4
     betas: tuple[float, float] = (0.5, 0.999)
     penalty: str = "none"
     penalty_weight: float = 10.0
     ema_decay: float = 0.999  # 0 disables the EMA (samples then come from the trained generator itself)
-    lr_decay: bool = False  # linear decay of both learning rates to 0 at ``steps``
+    lr_decay: bool = True  # linear decay of both learning rates to 0 at ``steps``
+    bn_batches: int = 40  # batches of 250 samples that re-estimate the EMA generator's BatchNorm statistics
     seed: int = 0
     threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.threads < 1:
-            raise ValueError(f"steps, batch_size and threads must be >= 1: {self}")
+        if self.steps < 1 or self.batch_size < 1 or self.threads < 1 or self.bn_batches < 1:
+            raise ValueError(f"steps, batch_size, threads and bn_batches must be >= 1: {self}")
         if self.lr_g <= 0 or self.lr_d <= 0:
             raise ValueError(f"learning rates must be > 0, got lr_g={self.lr_g}, lr_d={self.lr_d}")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
@@ -111,8 +113,8 @@ class Generator(nn.Module):
         self.embed = nn.Embedding(NUM_CLASSES, cfg.embed_dim)
         self.fc = nn.Linear(cfg.z_dim + cfg.embed_dim, c * 49, bias=False)
         self.net = nn.Sequential(
-            nn.BatchNorm2d(c), nn.ReLU(),
-            nn.ConvTranspose2d(c, c2, 4, 2, 1, bias=False), nn.BatchNorm2d(c2), nn.ReLU(),  # 7 -> 14
+            nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(c, c2, 4, 2, 1, bias=False), nn.BatchNorm2d(c2), nn.ReLU(inplace=True),  # 7 -> 14
         )
         self.to_image = nn.ConvTranspose2d(c2, 1, 4, 2, 1)  # 14 -> 28, then tanh
 
@@ -134,7 +136,8 @@ class Discriminator(nn.Module):
         c_in = 1 + (NUM_CLASSES if cfg.conditioning == "channels" else 0)
         self.body = nn.Sequential(
             sn(nn.Conv2d(c_in, c, 4, 2, 1)), nn.LeakyReLU(0.2),  # 28 -> 14
-            sn(nn.Conv2d(c, 2 * c, 4, 2, 1)), nn.LeakyReLU(0.2),  # 14 -> 7
+            sn(nn.Conv2d(c, 2 * c, 4, 2, 1, bias=not cfg.d_batchnorm)),  # 14 -> 7
+            *([nn.BatchNorm2d(2 * c)] if cfg.d_batchnorm else []), nn.LeakyReLU(0.2),
             nn.Flatten(),
         )
         features = 2 * c * 49
@@ -162,6 +165,22 @@ def _conv_transpose_to_one_channel(h: torch.Tensor, conv: nn.ConvTranspose2d) ->
     blocks = h.permute(0, 2, 3, 1).reshape(n, height * width, c) @ conv.weight.reshape(c, 16)
     out = F.fold(blocks.transpose(1, 2), (2 * height, 2 * width), 4, stride=2, padding=1)
     return out + conv.bias.view(1, 1, 1, 1)
+
+
+@torch.no_grad()
+def fuse_batchnorm(generator: Generator) -> Generator:
+    """An eval-mode copy with each BatchNorm folded into the layer before it: the same digits (up to float
+    rounding) ~10% faster, for sampling only."""
+    g = copy.deepcopy(generator).eval()
+    bn0, conv, bn1 = g.net[0], g.net[2], g.net[3]
+    scale = bn0.weight / torch.sqrt(bn0.running_var + bn0.eps)
+    fc = nn.Linear(g.fc.in_features, g.fc.out_features)
+    fc.weight.copy_(g.fc.weight * scale.repeat_interleave(49)[:, None])  # fc output c*49 + p feeds channel c
+    fc.bias.copy_((bn0.bias - bn0.running_mean * scale).repeat_interleave(49))
+    g.fc = fc
+    g.net[2] = nn.utils.fusion.fuse_conv_bn_eval(conv, bn1, transpose=True)
+    g.net[0], g.net[3] = nn.Identity(), nn.Identity()
+    return g.requires_grad_(False)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -391,13 +410,13 @@ class _Trainer:
     def sampler(self) -> Generator:
         """The EMA generator with re-estimated BatchNorm statistics, in eval mode (a copy)."""
         g = copy.deepcopy(self.G_ema)
-        recalibrate_batchnorm(g, seed=self.train_cfg.seed)
+        recalibrate_batchnorm(g, batches=self.train_cfg.bn_batches, seed=self.train_cfg.seed)
         return g
 
-    def state(self, train_args: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    def state(self, sampler: Generator, train_args: dict[str, Any]) -> dict[str, Any]:
         return {
             "model_args": _config_dict(self.model_cfg),
-            "generator": self.sampler().state_dict(),
+            "generator": sampler.state_dict(),
             "generator_train": self.G.state_dict(),
             "generator_ema": self.G_ema.state_dict(),
             "discriminator": self.D.state_dict(),
@@ -405,7 +424,7 @@ class _Trainer:
             "step": self.step,
             "train_config": _config_dict(self.train_cfg),
             "train_args": train_args,
-            "metrics": metrics,
+            "metrics": {},
             "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state(),
                     "noise": self.noise.get_state()},
             "order": self.order, "pos": self.pos, "seconds": self.seconds, "history": self.history,
@@ -493,21 +512,21 @@ def train_gan(
     spent = 0.0
     train_args = train_args or {}
 
-    def save() -> None:
+    def save(sampler: Generator) -> None:
         if ck_path is not None:
-            save_checkpoint(ck_path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, trainer.state(train_args, {}))
+            save_checkpoint(ck_path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, trainer.state(sampler, train_args))
 
-    def write_grid() -> None:
+    def write_grid(sampler: Generator) -> None:
         from supervised.plots import save_digit_grid
 
-        grid = sample(trainer.sampler(), grid_labels, grid_z)
+        grid = sample(sampler, grid_labels, grid_z)
         save_digit_grid(grid, Path(sample_dir) / f"step_{trainer.step:06d}.png", ncols=10)
 
     try:
         with DeferredInterrupt() as interrupt:
             while trainer.step < train_cfg.steps and spent < budget:
                 if interrupt.requested:
-                    save()
+                    save(trainer.sampler())
                     raise KeyboardInterrupt
                 t0 = time.perf_counter()
                 idx = trainer.next_batch()
@@ -525,15 +544,16 @@ def train_gan(
                     if on_log:
                         on_log(row)
                 if sample_every and sample_dir is not None and trainer.step % sample_every == 0:
-                    write_grid()
+                    write_grid(trainer.sampler())
     finally:
         if bar is not None:
             bar.close()
     finished = trainer.step >= train_cfg.steps
-    save()
+    sampler = trainer.sampler()
+    save(sampler)
     if sample_dir is not None and sample_every and trainer.step % sample_every:
-        write_grid()
-    return GanTrainResult(trainer.sampler(), trainer.step, trainer.seconds, finished, trainer.history)
+        write_grid(sampler)
+    return GanTrainResult(sampler, trainer.step, trainer.seconds, finished, trainer.history)
 
 
 # ---- the digit source ----------------------------------------------------------------------------------
@@ -551,12 +571,12 @@ class GanSource:
         threads: torch intra-op threads while sampling (None: leave torch's setting alone).
     """
 
-    def __init__(self, path: str | Path = "gan", *, batch_size: int = 1000, threads: int | None = 1):
+    def __init__(self, path: str | Path = "gan", *, batch_size: int = 256, threads: int | None = 1):
         from supervised.perception import SHIPPED
 
         self.path = SHIPPED["gan"] if str(path) == "gan" else Path(path)
         loaded = load_generator(self.path)
-        self.generator, self.metrics = loaded.generator, loaded.metrics
+        self.generator, self.metrics = fuse_batchnorm(loaded.generator), loaded.metrics
         self.z_dim = self.generator.cfg.z_dim
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")

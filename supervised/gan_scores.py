@@ -129,15 +129,17 @@ def score_samples(classifier: LoadedClassifier, images: npt.NDArray[np.uint8], l
 
 
 def score_generator(generator, classifier: LoadedClassifier, data: MnistData, *, per_class: int = 1000,
-                    seed: int = 0, stats: tuple[FeatureStats, FeatureStats] | None = None) -> GanScores:
+                    n_real: int = 10_000, seed: int = 0,
+                    stats: tuple[FeatureStats, FeatureStats] | None = None) -> GanScores:
     """Label accuracy and Fréchet distance of ``per_class`` digits of each class (10k by default).
 
     Args:
         generator: a :class:`supervised.gan.Generator` (sampled in eval mode with a seeded ``z``).
+        n_real: real test digits (and training digits, for the floor) the distances are measured against.
         stats: precomputed :func:`real_stats` (test, train), to score many generators cheaply.
     """
     from supervised.gan import sample_classes
 
     images, labels = sample_classes(generator, per_class, seed=seed)
-    test_stats, train_stats = stats if stats is not None else real_stats(classifier, data, seed=seed)
+    test_stats, train_stats = stats if stats is not None else real_stats(classifier, data, n_real, seed=seed)
     return score_samples(classifier, images, labels, test_stats, train_stats)
