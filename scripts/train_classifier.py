@@ -26,7 +26,8 @@ from supervised.plots import plot_confusion
 @dataclass
 class Args:
     recipe: str = "cnn"
-    """cnn (default), cnn-long (augmented, >= 99.5%), mlp (the seed's tutorial), mlp-fast (large batch)"""
+    """cnn (default, 99.3%), cnn-fast (3 epochs: fastest to 99.0%), cnn-long (augmented, 99.6%),
+    mlp (the seed's tutorial), mlp-fast (large batch)"""
     epochs: int | None = None
     """override the recipe's number of epochs"""
     seed: int = 0
