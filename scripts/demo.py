@@ -28,9 +28,10 @@ import numpy as np
 import tyro
 
 import envs  # noqa: F401  (registers the perceptgym envs)
-from agents.loop import evaluate, train
+from agents.loop import train
 from agents.playback import record_episode, save_gif
 from agents.registry import make_agent
+from scripts.ladder import evaluate_driving
 
 ENV_ID = "perceptgym/GridDriving-v0"
 
@@ -169,13 +170,11 @@ def driving(args: Args, out: Path, cnn_path: str) -> dict[str, Any]:
         curves[mode] = np.array([ep.ep_return for ep in history])
         # Greedy evaluation on unseen handwriting: MNIST test digits, read by the same CNN.
         eval_env = make_driving(mode, "mnist-test", cnn_path)
-        res = evaluate(agent, eval_env, args.n_eval, seed=args.seed + 10_000)
-        wrong = wrong_stop_rate(agent, eval_env, args.n_eval, args.seed + 10_000)
-        results[mode] = {"train_episodes": args.n_episodes, "train_seconds": seconds,
-                         "eval_episodes": args.n_eval, "mean_return": res.mean_return, "std_return": res.std_return,
-                         "success_rate": res.success_rate, "wrong_stop_rate": wrong,
-                         "steps_per_second": int(sum(ep.length for ep in history) / seconds)}
-        say(f"GridDriving/{mode}: greedy {res}; wrong stops {wrong:.1%}")
+        res = evaluate_driving(agent, eval_env, args.n_eval, seed=args.seed + 10_000)
+        results[mode] = {"train_episodes": args.n_episodes, "train_seconds": seconds, "eval_episodes": args.n_eval,
+                         **res, "steps_per_second": int(sum(ep.length for ep in history) / seconds)}
+        say(f"GridDriving/{mode}: greedy return {res['mean_return']:.3f} ± {res['std_return']:.3f}, success "
+            f"{res['success_rate']:.1%}, wrong stops {res['wrong_stop_rate']:.1%} ({args.n_eval} episodes)")
         agents[mode] = agent
         agent.save(out / "models" / f"q_learning_{mode}.npz")
     optimum = make_driving("symbolic", "mnist-train", cnn_path).unwrapped.optimal_return()
@@ -191,19 +190,6 @@ def driving(args: Args, out: Path, cnn_path: str) -> dict[str, Any]:
     results["recorded_episode"] = {"steps": len(frames) - 1, "return": float(ret)}
     say(f"GridDriving: recorded one perceived-mode episode ({len(frames) - 1} steps, return {ret:.2f})")
     return results, agents["perceived"]
-
-
-def wrong_stop_rate(agent, env: gym.Env, n: int, seed: int) -> float:
-    wrong = 0
-    obs, info = env.reset(seed=seed)
-    for _ in range(n):
-        while True:
-            obs, _, terminated, truncated, info = env.step(agent.act(obs, explore=False))
-            if terminated or truncated:
-                wrong += info.get("event") == "wrong_stop"
-                obs, info = env.reset()
-                break
-    return wrong / n
 
 
 def plot_learning(curves: dict[str, np.ndarray], optimum: float, path: Path) -> None:
