@@ -279,14 +279,20 @@ def write_report(out: Path, results: dict[str, Any]) -> Path:
 def watch(agent, cnn_path: str, seed: int) -> None:
     env = make_driving("perceived", "mnist-test", cnn_path, render_mode="human")
     say("watching the perceived-mode agent drive (close the window to stop)")
+    def window_closed() -> bool:
+        renderer = env.unwrapped._renderer
+        return renderer is not None and renderer.closed
+
     try:
         obs, _ = env.reset(seed=seed)
         for _ in range(10):
-            while True:
+            while not window_closed():
                 obs, _, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
                 if terminated or truncated:
                     obs, _ = env.reset()
                     break
+            if window_closed():
+                break
     finally:
         env.close()
 
