@@ -109,3 +109,12 @@ def describe_space(space: gym.Space) -> str:
     if isinstance(space, gym.spaces.Dict):
         return "Dict(" + ", ".join(f"{k}: {describe_space(s)}" for k, s in space.spaces.items()) + ")"
     return repr(space)
+
+
+def checkpoint_file(path: str | Path, suffix: str) -> Path:
+    """``path`` with ``suffix`` appended unless it already ends in it; its folder is created."""
+    path = Path(path)
+    if path.suffix != suffix:
+        path = path.with_name(path.name + suffix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

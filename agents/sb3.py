@@ -32,7 +32,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
-from agents.base import CheckpointError, check_spaces, describe_space
+from agents.base import CheckpointError, check_spaces, checkpoint_file, describe_space
 from agents.config import check_choice, check_positive_int, check_range, config_from_dict
 from agents.loop import Episode, EpisodeCallback, is_success
 
@@ -379,10 +379,7 @@ class SB3Agent:
     # ---- checkpoints -------------------------------------------------------------------------------------
     def save(self, path: str | Path, *, replay_buffer: bool = False) -> Path:
         """Writes ``path`` (.zip, SB3's format) and a .json sidecar (ours); DQN may add its replay buffer."""
-        path = Path(path)
-        if path.suffix != ".zip":
-            path = path.with_name(path.name + ".zip")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = checkpoint_file(path, ".zip")
         self.model.save(path)
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "agent": self.name,
                 "config": asdict(self.config),

@@ -32,6 +32,7 @@ from agents.loop import train
 from agents.playback import record_episode, save_gif
 from agents.registry import make_agent
 from scripts.ladder import evaluate_driving
+from scripts.plot_curves import moving_average
 
 ENV_ID = "perceptgym/GridDriving-v0"
 
@@ -142,12 +143,6 @@ def make_driving(obs_mode: str, digit_source: str, reader: str, render_mode: str
     return gym.make(ENV_ID, obs_mode=obs_mode, digit_source=digit_source, reader=reader, render_mode=render_mode)
 
 
-def moving_average(x: np.ndarray, window: int) -> np.ndarray:
-    window = max(1, min(window, len(x)))
-    c = np.cumsum(np.insert(x, 0, 0.0))
-    return (c[window:] - c[:-window]) / window
-
-
 def driving(args: Args, out: Path, cnn_path: str) -> dict[str, Any]:
     """Q-learning on GridDriving, perceived (CNN reads the digits) and symbolic (true digits)."""
     from tqdm.auto import tqdm
@@ -201,8 +196,9 @@ def plot_learning(curves: dict[str, np.ndarray], optimum: float, path: Path) -> 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     window = max(1, len(next(iter(curves.values()))) // 50)
     for mode, returns in curves.items():
-        ma = moving_average(returns, window)
-        ax.plot(np.arange(window, window + len(ma)), ma, label=f"Q-learning, {mode}")
+        # Only full windows: the shorter averages at the start are single-episode noise.
+        ma = moving_average(returns, window)[window - 1:]
+        ax.plot(np.arange(window, len(returns) + 1), ma, label=f"Q-learning, {mode}")
     ax.axhline(optimum, color="k", ls="--", lw=1, label=f"optimal expected return {optimum:.3f}")
     ax.set_xlabel("training episode")
     ax.set_ylabel(f"return (moving average of {window} episodes, ε-greedy)")

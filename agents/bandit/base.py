@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from agents.base import CheckpointError, Transition, check_spaces, describe_space
+from agents.base import CheckpointError, Transition, check_spaces, checkpoint_file, describe_space
 
 FORMAT = "perceptgym_bandit_agent"
 VERSION = 1
@@ -85,10 +85,7 @@ class BanditAgent:
 
     def save(self, path: str | Path) -> Path:
         """Writes ``path`` (``.npz`` is appended if missing) and returns it."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = checkpoint_file(path, ".npz")
         header = {
             "format": FORMAT,
             "version": VERSION,

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from agents.base import CheckpointError, Transition, check_spaces, describe_space
+from agents.base import CheckpointError, Transition, check_spaces, checkpoint_file, describe_space
 from agents.config import check_choice, check_positive_int, check_range, config_from_dict
 from agents.schedules import SCHEDULE_KINDS, Schedule
 
@@ -215,10 +215,7 @@ class TabularAgent:
     # ---- checkpoints -------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Writes ``path`` (.npz): the Q table(s), the config, the spaces and the training state."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = checkpoint_file(path, ".npz")
         meta = {
             "format": FORMAT, "version": FORMAT_VERSION, "agent": self.name,
             "config": asdict(self.config),
