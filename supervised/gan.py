@@ -1,18 +1,27 @@
 """A class-conditional DCGAN that writes MNIST digits, its training loop, and the GAN digit source.
 
-Generator: a learned label embedding concatenated with ``z`` → linear to 7×7×C → two 4×4 stride-2 transposed
-convolutions (7 → 14 → 28) with BatchNorm and ReLU → tanh. Discriminator: two 4×4 stride-2 convolutions with
-LeakyReLU, conditioned on the label by projection (Miyato & Koyama 2018, "cGANs with Projection
-Discriminator": ``D(x, y) = ψ(φ(x)) + <embed(y), φ(x)>``) or by one-hot label channels concatenated to the
-image (Mirza & Osindero 2014). Losses are the seed's: the non-saturating generator loss
-``L_G = −log D(G(z))`` and the standard discriminator loss ``L_D = −[log D(x) + log(1 − D(G(z)))]``, both
-written with softplus on logits (``−log σ(t) = softplus(−t)``). The seed's two stabilisers are options:
-spectral normalisation in the discriminator (Miyato et al. 2018) and a gradient penalty (R1 on real data,
-Mescheder et al. 2018, or WGAN-GP on interpolates, Gulrajani et al. 2017).
+Generator (0.63M parameters): a learned label embedding concatenated with ``z`` → linear to 7×7×128 → a 4×4
+stride-2 transposed convolution to 14×14×64 and one to 28×28 (BatchNorm and ReLU between) → tanh; samples are
+then placed by their centre of mass, as MNIST placed its digits. Discriminator: two 4×4 stride-2 convolutions
+(64, 128 channels, BatchNorm on the second) with LeakyReLU, conditioned on the label by one-hot label channels
+concatenated to the image (Mirza & Osindero 2014; computed without materialising them) or by projection
+(Miyato & Koyama 2018, "cGANs with Projection Discriminator": ``D(x, y) = ψ(φ(x)) + <embed(y), φ(x)>``).
+Losses are the seed's: the non-saturating generator loss ``L_G = −log D(G(z))`` and the standard
+discriminator loss ``L_D = −[log D(x) + log(1 − D(G(z)))]``, both written with softplus on logits
+(``−log σ(t) = softplus(−t)``). The seed's two stabilisers are options: spectral normalisation in the
+discriminator (Miyato et al. 2018) and a gradient penalty (R1 on real data, Mescheder et al. 2018, or WGAN-GP
+on interpolates, Gulrajani et al. 2017); a minibatch-spread feature (Karras et al. 2018) is a third.
 
 Samples come from an exponential moving average of the generator's weights (Yazıcı et al. 2019), whose
-BatchNorm statistics are re-estimated before it is used in eval mode: a cheap and large gain in sample
-quality and in the Fréchet distance.
+BatchNorm statistics are re-estimated before it is used in eval mode.
+
+What the recipe (the defaults) rests on, measured with the classifier-feature Fréchet distance (FD) of
+:mod:`supervised.gan_scores`: on this CPU, quality follows the number of digits processed, so the cost per
+digit decides; batch 32 beats 64 at equal time; learning rates 6× the DCGAN textbook's 2e-4, with the
+discriminator's twice the generator's (TTUR, Heusel et al. 2017), took 4,000 steps from ~8× to 3.2× the
+floor; constant rates beat a decay (which trades distance for label accuracy); label channels beat
+projection (21× vs 45× the floor after 2,000 steps); and the metric is very sensitive to placement (real
+digits shifted by one pixel: 4.7× the floor), so the centre-of-mass placement MNIST used cuts it by ~15-20%.
 
 Training is seeded and reproducible on the CPU, resumable (Ctrl-C or the time budget saves a checkpoint;
 running again continues from the saved step) and writes sample grids into its run directory.
@@ -21,6 +30,7 @@ running again continues from the saved step) and writes sample grids into its ru
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -54,11 +64,15 @@ class GanConfig:
     z_dim: int = 64
     embed_dim: int = 16
     g_channels: int = 128
-    g_channels_14: int = 32
-    d_channels: int = 32
-    conditioning: str = "projection"
+    g_channels_14: int = 64
+    d_channels: int = 64
+    conditioning: str = "channels"
     spectral_norm: bool = False
-    d_batchnorm: bool = False  # BatchNorm after the discriminator's second convolution (as in DCGAN)
+    d_batchnorm: bool = True  # BatchNorm after the discriminator's second convolution (as in DCGAN)
+    # Sampling places each digit by its centre of mass, as MNIST placed its digits in the 28×28 field
+    # (training sees the raw output: placing inside the training loop made the GAN worse).
+    place_by_mass: bool = True
+    minibatch_std: bool = False  # append the features' spread across the batch to D's features (Karras et al. 2018)
 
     def __post_init__(self) -> None:
         for name in ("z_dim", "embed_dim", "g_channels", "g_channels_14", "d_channels"):
@@ -72,18 +86,19 @@ class GanConfig:
 class GanTrainConfig:
     """Optimisation. ``steps`` is the budget in optimiser steps (one D and one G update each)."""
 
-    steps: int = 8000
-    batch_size: int = 64
-    lr_g: float = 4e-4
-    lr_d: float = 4e-4
+    steps: int = 12000
+    batch_size: int = 32
+    lr_g: float = 1.2e-3
+    lr_d: float = 2.4e-3
     betas: tuple[float, float] = (0.5, 0.999)
     penalty: str = "none"
     penalty_weight: float = 10.0
     ema_decay: float = 0.999  # 0 disables the EMA (samples then come from the trained generator itself)
-    lr_decay: bool = True  # linear decay of both learning rates to 0 at ``steps``
+    lr_decay: bool = False  # linear decay of both learning rates to 0 at ``steps``...
+    lr_decay_start: float = 0.5  # ...starting at this fraction of ``steps`` (constant before)
     bn_batches: int = 40  # batches of 250 samples that re-estimate the EMA generator's BatchNorm statistics
     seed: int = 0
-    threads: int = 1
+    threads: int = 2  # this machine's two cores: 1.7x faster than one when nothing else runs
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.threads < 1 or self.bn_batches < 1:
@@ -94,6 +109,8 @@ class GanTrainConfig:
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
         if self.penalty not in PENALTIES:
             raise ValueError(f"unknown gradient penalty {self.penalty!r}: use one of {PENALTIES}")
+        if not 0.0 <= self.lr_decay_start < 1.0:
+            raise ValueError(f"lr_decay_start must be in [0, 1), got {self.lr_decay_start}")
         if self.penalty_weight < 0:
             raise ValueError(f"penalty_weight must be >= 0, got {self.penalty_weight}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -118,10 +135,16 @@ class Generator(nn.Module):
         )
         self.to_image = nn.ConvTranspose2d(c2, 1, 4, 2, 1)  # 14 -> 28, then tanh
 
+    fc_position_major = False  # the fc's outputs ordered (position, channel) instead of (channel, position)
+
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.fc(torch.cat([z, self.embed(labels)], dim=1))
         # channels_last: oneDNN's transposed convolutions run ~1.3-1.7x faster in it on this CPU.
-        h = self.net(h.view(-1, self.cfg.g_channels, 7, 7).contiguous(memory_format=torch.channels_last))
+        if self.fc_position_major:  # fc rows already in channels_last order (see fuse_batchnorm): no copy
+            h = h.view(-1, 7, 7, self.cfg.g_channels).permute(0, 3, 1, 2)
+        else:
+            h = h.view(-1, self.cfg.g_channels, 7, 7).contiguous(memory_format=torch.channels_last)
+        h = self.net(h)
         return torch.tanh(_conv_transpose_to_one_channel(h, self.to_image))
 
 
@@ -140,19 +163,70 @@ class Discriminator(nn.Module):
             *([nn.BatchNorm2d(2 * c)] if cfg.d_batchnorm else []), nn.LeakyReLU(0.2),
             nn.Flatten(),
         )
-        features = 2 * c * 49
+        features = 2 * c * 49 + (49 if cfg.minibatch_std else 0)
         self.out = sn(nn.Linear(features, 1))
         self.project = sn(nn.Embedding(NUM_CLASSES, features)) if cfg.conditioning == "projection" else None
 
+        if cfg.conditioning == "channels":
+            # Which of the first convolution's 4×4 taps fall inside the 28×28 image, per 14×14 output position
+            # (the rest read zero padding): the response to a constant label channel is then a weighted sum.
+            inside = F.pad(torch.ones(28, 28), (1, 1, 1, 1)).unfold(0, 4, 2).unfold(1, 4, 2)  # (14, 14, 4, 4)
+            self.register_buffer("taps_inside", inside.contiguous(), persistent=False)
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.cfg.conditioning == "channels":
-            onehot = F.one_hot(labels, NUM_CLASSES).to(x.dtype)[:, :, None, None].expand(-1, -1, 28, 28)
-            x = torch.cat([x, onehot], dim=1)
-        h = self.body(x)
+            # The same as convolving the image concatenated with one-hot label channels (Mirza & Osindero
+            # 2014), computed without them: the label channels are constant, so their response is one
+            # 14×14 map per class, computed from the weights at a cost that does not grow with the batch.
+            conv = self.body[0]
+            weight = conv.weight
+            label_maps = torch.einsum("okuv,ijuv->koij", weight[:, 1:], self.taps_inside)  # (10, c, 14, 14)
+            h = F.conv2d(x, weight[:, :1], conv.bias, stride=2, padding=1) + label_maps[labels]
+            h = self.body[2:](self.body[1](h))
+        else:
+            h = self.body(x)
+        if self.cfg.minibatch_std:
+            h = torch.cat([h, _minibatch_std(h.view(len(h), -1, 49))], dim=1)
         logits = self.out(h).squeeze(1)
         if self.project is not None:
             logits = logits + (self.project(labels) * h).sum(dim=1)
         return logits
+
+
+def center_by_mass(images: torch.Tensor) -> torch.Tensor:
+    """Shifts each image ``(n, 1, 28, 28)`` in [-1, 1] by whole pixels so that its centre of mass (ink =
+    ``(x + 1) / 2``) lies within half a pixel of (14, 14), filling with background: how MNIST placed its
+    digits in the 28×28 field. The shift is chosen without gradients; the pixels pass gradients through.
+    """
+    n, _, h, w = images.shape
+    with torch.no_grad():
+        ink = (images[:, 0] + 1.0) * 0.5
+        mass = ink.sum(dim=(1, 2)).clamp_min(1e-6)
+        rows = torch.arange(h, dtype=images.dtype)
+        cols = torch.arange(w, dtype=images.dtype)
+        cy = (ink.sum(dim=2) @ rows) / mass
+        cx = (ink.sum(dim=1) @ cols) / mass
+        dy = torch.round(h / 2 - cy).clamp_(-(h // 2), h // 2).long()
+        dx = torch.round(w / 2 - cx).clamp_(-(w // 2), w // 2).long()
+        src_r = torch.arange(h)[None, :] - dy[:, None]  # output row i takes input row i - dy
+        src_c = torch.arange(w)[None, :] - dx[:, None]
+        keep = ((src_r >= 0) & (src_r < h))[:, :, None] & ((src_c >= 0) & (src_c < w))[:, None, :]
+    out = images[:, 0].gather(1, src_r.clamp(0, h - 1)[:, :, None].expand(n, h, w))
+    out = out.gather(2, src_c.clamp(0, w - 1)[:, None, :].expand(n, h, w))
+    return torch.where(keep, out, torch.full_like(out, -1.0)).unsqueeze(1)
+
+
+def _minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """Per-position standard deviation across groups of ``group`` samples, averaged over channels: ``(n, p)``.
+
+    A batch of near-identical fakes shows a small spread that real batches never have, so the discriminator
+    can penalise a generator that drops variety (Karras et al. 2018, "Progressive Growing of GANs").
+    """
+    n, c, p = h.shape
+    g = group if n % group == 0 else n
+    y = h.view(g, n // g, c, p)
+    std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=1)  # (n // g, p)
+    return std.repeat(g, 1)
 
 
 def _conv_transpose_to_one_channel(h: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
@@ -167,18 +241,37 @@ def _conv_transpose_to_one_channel(h: torch.Tensor, conv: nn.ConvTranspose2d) ->
     return out + conv.bias.view(1, 1, 1, 1)
 
 
+class _Bfloat16(nn.Module):
+    """Runs ``module`` in bfloat16 (float32 in and out): oneDNN's bfloat16 transposed convolution is ~2× faster
+    on this CPU (AVX-512 BF16), at ~0.4% relative error in the generator's hidden features."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = copy.deepcopy(module).to(torch.bfloat16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x.to(torch.bfloat16)).float()
+
+
 @torch.no_grad()
-def fuse_batchnorm(generator: Generator) -> Generator:
+def fuse_batchnorm(generator: Generator, *, bfloat16: bool = False) -> Generator:
     """An eval-mode copy with each BatchNorm folded into the layer before it: the same digits (up to float
     rounding) ~10% faster, for sampling only."""
     g = copy.deepcopy(generator).eval()
     bn0, conv, bn1 = g.net[0], g.net[2], g.net[3]
     scale = bn0.weight / torch.sqrt(bn0.running_var + bn0.eps)
     fc = nn.Linear(g.fc.in_features, g.fc.out_features)
-    fc.weight.copy_(g.fc.weight * scale.repeat_interleave(49)[:, None])  # fc output c*49 + p feeds channel c
-    fc.bias.copy_((bn0.bias - bn0.running_mean * scale).repeat_interleave(49))
+    weight = g.fc.weight * scale.repeat_interleave(49)[:, None]  # fc output c*49 + p feeds channel c
+    bias = (bn0.bias - bn0.running_mean * scale).repeat_interleave(49)
+    # Reorder the outputs to p*C + c, so that they already lie in channels_last order.
+    c = g.cfg.g_channels
+    fc.weight.copy_(weight.view(c, 49, -1).transpose(0, 1).reshape(49 * c, -1))
+    fc.bias.copy_(bias.view(c, 49).t().reshape(-1))
     g.fc = fc
+    g.fc_position_major = True
     g.net[2] = nn.utils.fusion.fuse_conv_bn_eval(conv, bn1, transpose=True)
+    if bfloat16:  # the hidden transposed convolution: most of the generator's work
+        g.net[2] = _Bfloat16(g.net[2])
     g.net[0], g.net[3] = nn.Identity(), nn.Identity()
     return g.requires_grad_(False)
 
@@ -265,7 +358,10 @@ def sample(generator: Generator, labels: torch.Tensor | np.ndarray, z: torch.Ten
     z = torch.as_tensor(z, dtype=torch.float32)
     out = torch.empty(len(labels), 28, 28, dtype=torch.uint8)
     for i in range(0, len(labels), batch_size):
-        out[i:i + batch_size] = to_uint8(generator(z[i:i + batch_size], labels[i:i + batch_size]))
+        images = generator(z[i:i + batch_size], labels[i:i + batch_size])
+        if generator.cfg.place_by_mass:
+            images = center_by_mass(images)
+        out[i:i + batch_size] = to_uint8(images)
     return out.numpy()
 
 
@@ -365,7 +461,11 @@ class _Trainer:
         return idx
 
     def lr_scale(self) -> float:
-        return 1.0 - self.step / self.train_cfg.steps if self.train_cfg.lr_decay else 1.0
+        cfg = self.train_cfg
+        if not cfg.lr_decay:
+            return 1.0
+        start = cfg.lr_decay_start * cfg.steps
+        return min(1.0, (cfg.steps - self.step) / (cfg.steps - start))
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         cfg = self.train_cfg
@@ -434,7 +534,11 @@ class _Trainer:
         ck = load_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
         if "discriminator" not in ck:
             raise CheckpointError(f"{path} holds only a generator (a shipped model); training cannot resume it")
-        if ck["model_args"] != _config_dict(self.model_cfg):
+        try:  # fields added since the file was written take their defaults
+            saved_model = _config_dict(GanConfig(**ck["model_args"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: GAN training checkpoint is damaged ({type(e).__name__}: {e})") from e
+        if saved_model != _config_dict(self.model_cfg):
             raise CheckpointError(f"{path} was trained with model {ck['model_args']}, not "
                                   f"{_config_dict(self.model_cfg)}; use another run directory to start over")
         saved = _train_config(ck["train_config"])
@@ -458,6 +562,20 @@ class _Trainer:
             raise CheckpointError(f"{path}: GAN training checkpoint is damaged ({type(e).__name__}: {e})") from e
 
 
+def _in_train_threads(fn: Callable[..., GanTrainResult]) -> Callable[..., GanTrainResult]:
+    """Runs ``fn(model_cfg, train_cfg, ...)`` with ``train_cfg.threads`` torch threads, then restores the caller's."""
+
+    @functools.wraps(fn)
+    def wrapper(model_cfg: GanConfig, train_cfg: GanTrainConfig, *args: Any, **kwargs: Any) -> GanTrainResult:
+        from supervised.perception import torch_threads
+
+        with torch_threads(train_cfg.threads):
+            return fn(model_cfg, train_cfg, *args, **kwargs)
+
+    return wrapper
+
+
+@_in_train_threads
 def train_gan(
     model_cfg: GanConfig,
     train_cfg: GanTrainConfig,
@@ -487,7 +605,6 @@ def train_gan(
         progress: show a tqdm progress bar.
         train_args: stored in the checkpoint (e.g. the script's arguments).
     """
-    torch.set_num_threads(train_cfg.threads)
     images = np.asarray(images)
     labels = np.asarray(labels, dtype=np.int64)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8 or len(images) != len(labels):
@@ -569,14 +686,23 @@ class GanSource:
         path: a GAN checkpoint (generator-only or full), or ``"gan"`` for the shipped one.
         batch_size: digits per forward pass (memory bound; results do not depend on it).
         threads: torch intra-op threads while sampling (None: leave torch's setting alone).
+        bfloat16: run the generator's hidden transposed convolution in bfloat16, ~1.6× more digits per second.
+            The digits differ from float32 sampling in ~4% of pixels (mostly by a grey level; a digit whose
+            centre of mass sits near a half pixel may be placed one pixel apart); measured scores are the
+            same (98.94% / 2.91× both, 10k digits). None (default): where the CPU does bfloat16 natively.
     """
 
-    def __init__(self, path: str | Path = "gan", *, batch_size: int = 256, threads: int | None = 1):
+    def __init__(self, path: str | Path = "gan", *, batch_size: int = 256, threads: int | None = 1,
+                 bfloat16: bool | None = None):
         from supervised.perception import SHIPPED
 
         self.path = SHIPPED["gan"] if str(path) == "gan" else Path(path)
         loaded = load_generator(self.path)
-        self.generator, self.metrics = fuse_batchnorm(loaded.generator), loaded.metrics
+        if bfloat16 is None:
+            bfloat16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        self.bfloat16 = bfloat16
+        self.generator = fuse_batchnorm(loaded.generator, bfloat16=bfloat16)
+        self.metrics = loaded.metrics
         self.z_dim = self.generator.cfg.z_dim
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -593,10 +719,26 @@ class GanSource:
             return sample(self.generator, torch.from_numpy(labels), torch.from_numpy(z), self.batch_size)
 
     def __getstate__(self) -> dict:  # pickle by path, like MnistSource
-        return {"path": str(self.path), "batch_size": self.batch_size, "threads": self.threads}
+        return {"path": str(self.path), "batch_size": self.batch_size, "threads": self.threads,
+                "bfloat16": self.bfloat16}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"], batch_size=state["batch_size"], threads=state["threads"])
+        self.__init__(state["path"], batch_size=state["batch_size"], threads=state["threads"],
+                      bfloat16=state.get("bfloat16"))
 
     def __repr__(self) -> str:
         return f"GanSource({str(self.path)!r})"
+
+
+def retrain_for_demo(path: str | Path, *, seed: int = 0, quick: bool = False) -> Path:
+    """Trains a generator with the shipped recipe (``quick``: 300 steps) and saves it at ``path``.
+
+    The demo's ``--retrain`` uses it; ``scripts/train_gan.py`` is the full tool (run directory, sample grids,
+    scores, resume).
+    """
+    from supervised.data import load_mnist
+
+    data = load_mnist()
+    train_cfg = GanTrainConfig(seed=seed, **({"steps": 300, "bn_batches": 8} if quick else {}))
+    result = train_gan(GanConfig(), train_cfg, data.train_images, data.train_labels, progress=True)
+    return save_generator(path, result.generator, step=result.step, train_args={"demo": True, "quick": quick})

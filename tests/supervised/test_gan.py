@@ -19,6 +19,8 @@ from supervised.gan import (
     GanTrainConfig,
     Generator,
     _conv_transpose_to_one_channel,
+    _minibatch_std,
+    center_by_mass,
     discriminator_loss,
     fuse_batchnorm,
     generator_loss,
@@ -51,6 +53,7 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     TINY,
     GanConfig(**{**TINY.__dict__, "conditioning": "channels"}),
     GanConfig(**{**TINY.__dict__, "spectral_norm": True, "d_batchnorm": True}),
+    GanConfig(**{**TINY.__dict__, "conditioning": "channels", "place_by_mass": False, "minibatch_std": True}),
 ])
 def test_shapes_and_ranges(cfg):
     torch.manual_seed(0)
@@ -71,6 +74,62 @@ def test_fast_output_layer_is_a_transposed_convolution():
     conv = torch.nn.ConvTranspose2d(8, 1, 4, 2, 1)
     h = torch.randn(3, 8, 14, 14)
     torch.testing.assert_close(_conv_transpose_to_one_channel(h, conv), conv(h), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_label_channels_are_computed_as_if_concatenated(spectral_norm):
+    """The discriminator's label-channel shortcut equals convolving the image stacked with one-hot planes."""
+    torch.manual_seed(0)
+    d = Discriminator(GanConfig(**{**TINY.__dict__, "conditioning": "channels", "spectral_norm": spectral_norm}))
+    d.eval()  # spectral norm: no power iteration, so both calls use the same weight
+    x, labels = torch.rand(6, 1, 28, 28) * 2 - 1, torch.tensor([0, 1, 5, 9, 9, 3])
+    onehot = F.one_hot(labels, 10).float()[:, :, None, None].expand(-1, -1, 28, 28)
+    expected = d.out(d.body(torch.cat([x, onehot], dim=1))).squeeze(1)
+    torch.testing.assert_close(d(x, labels), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_center_by_mass_places_digits_as_mnist_does():
+    torch.manual_seed(0)
+    blob = torch.full((3, 1, 28, 28), -1.0)
+    blob[0, 0, 2:8, 3:6] = 1.0  # ink at the top left
+    blob[1, 0, 20:27, 18:25] = torch.rand(7, 7) * 2 - 1
+    blob[2, 0, 11:17, 12:16] = 1.0  # already centred: mass at (13.5, 13.5)
+    out = center_by_mass(blob.clone().requires_grad_(True))
+    ink = (out.detach()[:, 0] + 1) / 2
+    rows = torch.arange(28.0)
+    cy = (ink.sum(2) @ rows) / ink.sum((1, 2))
+    cx = (ink.sum(1) @ rows) / ink.sum((1, 2))
+    assert ((cy - 14).abs() <= 0.5).all() and ((cx - 14).abs() <= 0.5).all()
+    torch.testing.assert_close(ink.sum((1, 2)), ((blob[:, 0] + 1) / 2).sum((1, 2)))  # no ink lost
+    torch.testing.assert_close(out[2].detach(), blob[2])
+    x = blob.clone().requires_grad_(True)
+    center_by_mass(x).sum().backward()
+    assert x.grad is not None and x.grad.sum() > 0  # pixels pass gradients to the generator
+
+
+def test_samples_are_placed_by_mass_unless_switched_off():
+    torch.manual_seed(0)
+    z, labels = torch.randn(40, TINY.z_dim), torch.arange(40) % 10
+
+    def centre_offsets(cfg):
+        g = Generator(cfg)
+        recalibrate_batchnorm(g, batches=2, batch_size=20)
+        ink = torch.from_numpy(sample(g, labels, z)).double()
+        rows = torch.arange(28.0, dtype=torch.float64)
+        return torch.stack([(ink.sum(2) @ rows), (ink.sum(1) @ rows)]) / ink.sum((1, 2)) - 14
+
+    assert centre_offsets(TINY).abs().max() <= 0.55  # uint8 rounding moves the centre a little
+    torch.manual_seed(0)
+    assert centre_offsets(GanConfig(**{**TINY.__dict__, "place_by_mass": False})).abs().max() > 0.55
+
+
+def test_minibatch_std_measures_the_spread_within_groups():
+    same = torch.ones(8, 3, 49)
+    assert torch.allclose(_minibatch_std(same), torch.full((8, 49), 1e-4))
+    varied = torch.randn(8, 3, 49)
+    out = _minibatch_std(varied)
+    assert out.shape == (8, 49) and (out > 0.01).all()
+    torch.testing.assert_close(out[0], varied[0::2].std(dim=0, unbiased=False).mean(dim=0), atol=1e-4, rtol=1e-4)
 
 
 def test_conditioning_changes_the_output():
@@ -250,3 +309,17 @@ def test_penalised_training_runs(digits, tmp_path, penalty):
                        sample_every=2, sample_dir=tmp_path, log_every=1)
     assert result.history[-1]["penalty"] > 0
     assert (tmp_path / "step_000002.png").exists()
+
+
+@pytest.mark.slow
+def test_demo_retrain_writes_a_loadable_generator(tmp_path):
+    """`scripts.demo --retrain --quick` path: the shipped recipe, 300 steps, on real MNIST."""
+    from supervised.gan import retrain_for_demo
+
+    threads = torch.get_num_threads()
+    path = retrain_for_demo(tmp_path / "gan.pt", seed=1, quick=True)
+    assert torch.get_num_threads() == threads  # training's thread count does not leak to the caller
+    loaded = load_generator(path)
+    assert loaded.step == 300 and loaded.generator.cfg == GanConfig()
+    images, _ = sample_classes(loaded.generator, 2)
+    assert images.shape == (20, 28, 28) and images.max() > 200
