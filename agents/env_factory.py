@@ -1,7 +1,7 @@
-"""Build an env from a name: a Gymnasium id, an ``"envs:perceptgym/..."`` id, or a user's ``"module:Class"``.
+"""Build an env from a name: a Gymnasium id, an ``"perceptgym:perceptgym/..."`` id, or a user's ``"module:Class"``.
 
 Plus the wrappers a run asks for (``env_wrappers`` in the hyperparameter files, RL Zoo's ``env_wrapper``) and
-the observation adaptation tabular agents need (:func:`agents.spaces.make_tabular_env`).
+the observation adaptation tabular agents need (:func:`perceptgym.agents.spaces.make_tabular_env`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.wrappers import TimeLimit
 
-from agents.spaces import make_tabular_env
+from perceptgym.agents.spaces import make_tabular_env
 
 
 def _import(target: str, what: str) -> Any:
@@ -31,7 +31,7 @@ def _import(target: str, what: str) -> Any:
 def user_env_class(env_id: str) -> type[gym.Env] | None:
     """The class named by ``"package.module:Class"``, or None when ``env_id`` is a Gymnasium id.
 
-    Gymnasium ids may also contain ``":"`` (``"envs:perceptgym/GridDriving-v0"`` imports ``envs`` first); they
+    Gymnasium ids may also contain ``":"`` (``"perceptgym:perceptgym/GridDriving-v0"`` imports ``perceptgym`` first); they
     are told apart by the part after the colon, which for a class is a Python identifier.
     """
     module, sep, attr = env_id.partition(":")
@@ -45,7 +45,7 @@ def user_env_class(env_id: str) -> type[gym.Env] | None:
 
 def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, *, render_mode: str | None = None,
              max_episode_steps: int | None = None) -> gym.Env:
-    """Makes one env; ``perceptgym/...`` ids import :mod:`envs` (which registers them) first."""
+    """Makes one env; ``perceptgym/...`` ids import :mod:`perceptgym.envs` (which registers them) first."""
     kwargs = dict(env_kwargs or {})
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
@@ -53,8 +53,10 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, *, render
     if cls is not None:
         env = cls(**kwargs)
         return TimeLimit(env, max_episode_steps) if max_episode_steps else env
+    if env_id.startswith("envs:perceptgym/"):  # run directories written before the one-namespace move
+        env_id = env_id.removeprefix("envs:")
     if env_id.startswith("perceptgym/"):
-        importlib.import_module("envs")
+        importlib.import_module("perceptgym.envs")
     try:
         return gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
     except gym.error.Error as e:

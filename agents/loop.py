@@ -1,8 +1,8 @@
 """Episode loops that only use the agent interface: training step learners, and evaluating any agent.
 
-``run_episode`` is shared by every :class:`agents.base.StepLearner` (tabular and bandit agents). It calls the
+``run_episode`` is shared by every :class:`perceptgym.agents.base.StepLearner` (tabular and bandit agents). It calls the
 agent's fast ``update_step(obs, action, reward, next_obs, terminated, next_action)`` when there is one and
-builds a :class:`agents.base.Transition` for ``update`` otherwise: allocating a frozen dataclass per step
+builds a :class:`perceptgym.agents.base.Transition` for ``update`` otherwise: allocating a frozen dataclass per step
 costs about as much as a Taxi step itself.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import Agent, Transition
+from perceptgym.agents.base import Agent, Transition
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Load a trained agent with the env it was trained on, play it back, and record episodes as GIFs.
 
 Shared by ``scripts/evaluate.py`` and ``scripts/watch.py``. A *run* is a directory written by
-:func:`agents.training.train_run`; its ``config.json`` says which env (and wrappers) the agent needs.
+:func:`perceptgym.agents.training.train_run`; its ``config.json`` says which env (and wrappers) the agent needs.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import Agent, CheckpointError
-from agents.env_factory import build_env
-from agents.registry import agent_entry, checkpoint_agent_name, load_agent
-from agents.training import import_plugins
+from perceptgym.agents.base import Agent, CheckpointError
+from perceptgym.agents.env_factory import build_env
+from perceptgym.agents.registry import agent_entry, checkpoint_agent_name, load_agent
+from perceptgym.agents.training import import_plugins
 
 CHECKPOINT_NAMES = ("model.npz", "model.zip", "checkpoints/last.npz", "checkpoints/last.zip")
 

@@ -1,7 +1,7 @@
 """Agents by name: ``make_agent("q_learning", obs_space, act_space, {"alpha": 0.5}, seed=0)``.
 
 Each entry maps a name to its class and config class. Other packages add theirs with :func:`register_agent`
-(the bandit agents come from ``agents.bandit.BANDIT_AGENTS``; the package is imported on first use, and a
+(the bandit agents come from ``perceptgym.agents.bandit.BANDIT_AGENTS``; the package is imported on first use, and a
 missing or broken bandit package only hides those names, with a warning when broken). Classes may be given as
 ``"module:Class"`` strings so that torch (SB3) is imported only when such an agent is made.
 """
@@ -19,10 +19,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import Agent, CheckpointError
-from agents.config import config_from_dict
+from perceptgym.agents.base import Agent, CheckpointError
+from perceptgym.agents.config import config_from_dict
 
-PLUGIN_PACKAGES = {"agents.bandit": ("BANDIT_AGENTS", "bandit")}
+PLUGIN_PACKAGES = {"perceptgym.agents.bandit": ("BANDIT_AGENTS", "bandit")}
 """package -> (name of its ``{name: (AgentClass, ConfigClass)}`` table, kind): imported on first use; a
 package may also call :func:`register_agent` itself"""
 
@@ -157,7 +157,7 @@ def _sb3_factory(cls: type, observation_space: gym.Space, action_space: gym.Spac
 
 for _name, _cls in (("q_learning", "QLearningAgent"), ("sarsa", "SarsaAgent"),
                     ("expected_sarsa", "ExpectedSarsaAgent"), ("double_q", "DoubleQLearningAgent")):
-    register_agent(_name, f"agents.tabular:{_cls}", "agents.tabular:TabularConfig", kind="tabular")
+    register_agent(_name, f"perceptgym.agents.tabular:{_cls}", "perceptgym.agents.tabular:TabularConfig", kind="tabular")
 for _name, _config in (("dqn", "DQNConfig"), ("ppo", "PPOConfig"), ("a2c", "A2CConfig")):
-    register_agent(_name, f"agents.sb3:{_config.removesuffix('Config')}Agent", f"agents.sb3:{_config}",
+    register_agent(_name, f"perceptgym.agents.sb3:{_config.removesuffix('Config')}Agent", f"perceptgym.agents.sb3:{_config}",
                    kind="sb3", factory=_sb3_factory)

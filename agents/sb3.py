@@ -32,9 +32,9 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
-from agents.base import CheckpointError, check_spaces, checkpoint_file, describe_space
-from agents.config import check_choice, check_positive_int, check_range, config_from_dict
-from agents.loop import Episode, EpisodeCallback, is_success
+from perceptgym.agents.base import CheckpointError, check_spaces, checkpoint_file, describe_space
+from perceptgym.agents.config import check_choice, check_positive_int, check_range, config_from_dict
+from perceptgym.agents.loop import Episode, EpisodeCallback, is_success
 
 FORMAT = "perceptgym.sb3"
 FORMAT_VERSION = 1
@@ -284,7 +284,7 @@ class _SpacesEnv(gym.Env):
 
 
 class SB3Agent:
-    """An SB3 algorithm as a perceptgym :class:`agents.base.Learner`; use the subclasses (PPO, A2C, DQN)."""
+    """An SB3 algorithm as a perceptgym :class:`perceptgym.agents.base.Learner`; use the subclasses (PPO, A2C, DQN)."""
 
     name: ClassVar[str] = "sb3"
     algo_class: ClassVar[type[BaseAlgorithm]]

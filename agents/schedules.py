@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from agents.config import check_choice, check_positive_int, check_range
+from perceptgym.agents.config import check_choice, check_positive_int, check_range
 
 SCHEDULE_KINDS = ("constant", "linear", "exponential")
 

@@ -29,9 +29,9 @@ import gymnasium as gym
 import numpy as np
 import yaml
 
-from agents.env_factory import build_env
-from agents.loop import Episode, EvalResult, evaluate, train
-from agents.registry import agent_entry, load_agent, make_agent, make_config
+from perceptgym.agents.env_factory import build_env
+from perceptgym.agents.loop import Episode, EvalResult, evaluate, train
+from perceptgym.agents.registry import agent_entry, load_agent, make_agent, make_config
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
 RUN_KEYS: dict[str, str] = {
@@ -172,8 +172,8 @@ def train_run(env_id: str | None = None, agent: str | None = None, *, seed: int 
     """Trains ``agent`` on ``env_id`` in a new run directory, or continues the run in ``resume``.
 
     Args:
-        env_id: a Gymnasium id, ``"envs:perceptgym/..."`` or ``"module:Class"``.
-        agent: a registered agent name (see :func:`agents.registry.agent_names`).
+        env_id: a Gymnasium id, ``"perceptgym:perceptgym/..."`` or ``"module:Class"``.
+        agent: a registered agent name (see :func:`perceptgym.agents.registry.agent_names`).
         seed: the run's one seed (agent, env and evaluation streams are derived from it).
         overrides: hyperparameters that replace the YAML ones (also when resuming, e.g. a longer budget).
         resume: a run directory to continue (``env_id``, ``agent`` and ``seed`` then come from it).
@@ -239,7 +239,7 @@ def _finish(run_dir: Path, agent: Any, env_id: str, run: dict, kind: str,
 def _train_steps(env_id: str, name: str, kind: str, seed: int, run: dict, config: Any, run_dir: Path,
                  state: dict | None, progress: bool, tensorboard: bool,
                  on_episode: Callable[[Episode], Any] | None) -> RunResult:
-    """Tabular and bandit agents: :func:`agents.loop.train`, one episode at a time."""
+    """Tabular and bandit agents: :func:`perceptgym.agents.loop.train`, one episode at a time."""
     agent_seed, env_seed, eval_seed = _seeds(seed)
     n_episodes, n_timesteps = run.get("n_episodes"), run.get("n_timesteps")
     if n_episodes is None and n_timesteps is None:
@@ -301,7 +301,7 @@ def _train_sb3(env_id: str, name: str, kind: str, seed: int, run: dict, config: 
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.logger import configure
 
-    from agents.sb3 import EpisodeCallback_
+    from perceptgym.agents.sb3 import EpisodeCallback_
 
     agent_seed, env_seed, eval_seed = _seeds(seed)
     n_timesteps = run.get("n_timesteps")

@@ -1,7 +1,7 @@
 """perceptgym environments. Importing this package registers them with Gymnasium.
 
 ``gym.make("perceptgym/GridDriving-v0")`` after ``import envs``; in a fresh process (subprocess vector envs,
-SB3's SubprocVecEnv workers), ``gym.make("envs:perceptgym/GridDriving-v0")`` imports and registers first.
+SB3's SubprocVecEnv workers), ``gym.make("perceptgym:perceptgym/GridDriving-v0")`` imports and registers first.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ DIGIT_BANDIT_ID = "perceptgym/DigitBandit-v0"
 
 def register_envs() -> None:
     """Registers the perceptgym envs; safe to call more than once (the registry is one global dict)."""
-    from envs.digit_bandit import register_digit_bandit
+    from perceptgym.envs.digit_bandit import register_digit_bandit
 
     register_digit_bandit()
     if GRID_DRIVING_ID in gym.registry:
@@ -22,7 +22,7 @@ def register_envs() -> None:
     # String entry points: nothing heavy is imported until an env is made.
     gym.register(
         id=GRID_DRIVING_ID,
-        entry_point="envs.grid_driving.env:GridDrivingEnv",
+        entry_point="perceptgym.envs.grid_driving.env:GridDrivingEnv",
         max_episode_steps=200,
         kwargs={"map": "small", "obs_mode": "symbolic", "digit_source": "mnist-train", "reader": "cnn"},
     )

@@ -2,7 +2,7 @@
 
 Both are plain callables over numpy arrays, so ``envs`` never imports torch. The shipped models are the
 defaults: a string spec such as ``"mnist-train"``, ``"gan"`` or ``"cnn"`` is resolved lazily, on first use,
-through :mod:`supervised.perception` (the only place that knows about checkpoints).
+through :mod:`perceptgym.supervised.perception` (the only place that knows about checkpoints).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def resolve_source(source: str | DigitSource) -> DigitSource:
         return source
     if not isinstance(source, str):
         raise TypeError(f"digit source must be one of {SOURCE_NAMES} or a DigitSource callable, got {source!r}")
-    from supervised.perception import make_source  # lazy: keeps torch out of `import envs`
+    from perceptgym.supervised.perception import make_source  # lazy: keeps torch out of `import envs`
 
     return make_source(source)
 
@@ -63,7 +63,7 @@ def resolve_reader(reader: str | Reader) -> Reader:
         return reader
     if not isinstance(reader, str):
         raise TypeError(f"reader must be one of {READER_NAMES}, a checkpoint path or a callable, got {reader!r}")
-    from supervised.perception import load_reader  # lazy: keeps torch out of `import envs`
+    from perceptgym.supervised.perception import load_reader  # lazy: keeps torch out of `import envs`
 
     return load_reader(reader)
 

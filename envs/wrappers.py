@@ -1,7 +1,7 @@
 """Observation wrappers that turn perceptgym (or any) observations into what tabular agents take.
 
 - :class:`ClassifyObservation` replaces 28x28 digit images by the labels a reader reads from them, with the
-  reader's confidence in ``info``. The reader is a plain callable (``envs.digits.Reader``) or a shipped
+  reader's confidence in ``info``. The reader is a plain callable (``perceptgym.envs.digits.Reader``) or a shipped
   reader's name, resolved lazily, so this module never imports torch.
 - :class:`EncodeStateObservation` maps a ``MultiDiscrete`` / ``Tuple`` / ``Dict`` of ``Discrete`` observation
   to one ``Discrete(n)`` by mixed-radix encoding (as Taxi encodes its state).
@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.digits import IMAGE_SHAPE, NUM_DIGITS, Reader, resolve_reader
+from perceptgym.envs.digits import IMAGE_SHAPE, NUM_DIGITS, Reader, resolve_reader
 
 
 def _is_digit_image_space(space: spaces.Space) -> bool:
@@ -33,7 +33,7 @@ class ClassifyObservation(gym.Wrapper):
 
     Example:
         >>> import numpy as np
-        >>> from envs.grid_driving import GridDrivingEnv
+        >>> from perceptgym.envs.grid_driving import GridDrivingEnv
         >>> blank = lambda labels, rng: np.zeros((len(labels), 28, 28), np.uint8)
         >>> sevens = lambda images: (np.full(len(images), 7), np.full(len(images), 0.5, np.float32))
         >>> env = GridDrivingEnv(obs_mode="dict", digit_source=blank)

@@ -1,12 +1,13 @@
 """Speed of the agents' training loops, against a random agent on the same env in the same run.
 
-``python -m scripts.benchmark_agents`` (Taxi-v4, tabular agents) and ``--sb3`` (PPO on CartPole-v1 through
+``python -m perceptgym.benchmark_agents`` (Taxi-v4, tabular agents) and ``--sb3`` (PPO on CartPole-v1 through
 the adapter, one torch thread against torch's default). Repeats are interleaved and medians reported, so
 that load from other processes hits every contender alike. Run it alone: ``flock /tmp/perceptgym-cpu.lock``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import statistics
 import sys
 import time
@@ -16,8 +17,8 @@ import gymnasium as gym
 import numpy as np
 import tyro
 
-from agents.loop import train
-from agents.registry import make_agent
+from perceptgym.agents.loop import train
+from perceptgym.agents.registry import make_agent
 
 
 @dataclass
@@ -54,7 +55,7 @@ def random_steps_per_s(env: gym.Env, steps: int, seed: int) -> float:
 
 
 def agent_steps_per_s(env: gym.Env, name: str, steps: int, seed: int) -> float:
-    """Training steps/s of a fresh agent through :func:`agents.loop.train`."""
+    """Training steps/s of a fresh agent through :func:`perceptgym.agents.loop.train`."""
     agent = make_agent(name, env.observation_space, env.action_space, seed=seed)
     start = time.perf_counter()
     train(env, agent, total_timesteps=steps, seed=seed)
@@ -64,7 +65,7 @@ def agent_steps_per_s(env: gym.Env, name: str, steps: int, seed: int) -> float:
 def ppo_steps_per_s(threads: int | None, steps: int) -> float:
     import torch
 
-    from agents.training import load_hyperparams, split_hyperparams
+    from perceptgym.agents.training import load_hyperparams, split_hyperparams
 
     _, config = split_hyperparams("ppo", load_hyperparams("ppo", "CartPole-v1"))
     env = gym.make("CartPole-v1")
@@ -87,8 +88,8 @@ def policy_value(env: gym.Env, policy: np.ndarray, horizon: int) -> float:
 
 def learning_targets(seeds: int) -> None:
     """Example 6.6 (α 0.5, ε 0.1, 500 episodes), then Taxi and FrozenLake with the shipped YAML settings."""
-    from agents.loop import evaluate
-    from agents.training import load_hyperparams, split_hyperparams
+    from perceptgym.agents.loop import evaluate
+    from perceptgym.agents.training import load_hyperparams, split_hyperparams
 
     print(f"CliffWalking-v1, Sutton & Barto Example 6.6, {seeds} seeds:", flush=True)
     for name in ("sarsa", "q_learning", "expected_sarsa", "double_q"):
@@ -119,8 +120,8 @@ def learning_targets(seeds: int) -> None:
                   f"(min {min(sampled):.3f}) [{target}]", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = tyro.cli(Args, args=argv)
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym bench agents") -> int:
+    args = tyro.cli(Args, args=None if argv is None else list(argv), prog=prog, description=__doc__)
     env = gym.make(args.env)
     results: dict[str, list[float]] = {"random": [], **{name: [] for name in args.agents}}
     for r in range(args.repeats):

@@ -4,12 +4,14 @@
     python scripts/benchmark_classifier.py --recipes cnn mlp --repeats 5
 
 Times are seconds of optimisation (evaluation excluded), single torch thread. Inference is measured through
-the :class:`supervised.perception.DigitReader` the environments use: median latency of one image and
+the :class:`perceptgym.supervised.perception.DigitReader` the environments use: median latency of one image and
 images/s at batch 256 (medians over repeats, as this machine is shared and noisy).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 import statistics
 import tempfile
 import time
@@ -19,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from supervised.classifier import recipe, save_classifier, train
-from supervised.data import load_mnist
-from supervised.perception import DigitReader
+from perceptgym.supervised.classifier import recipe, save_classifier, train
+from perceptgym.supervised.data import load_mnist
+from perceptgym.supervised.perception import DigitReader
+from perceptgym._cli import run_program
 
 
 @dataclass
@@ -63,7 +66,7 @@ def reader_speed(path: Path, images: np.ndarray, repeats: int) -> tuple[float, f
     return statistics.median(single), statistics.median(batched)
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     data = load_mnist()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,5 +94,9 @@ def main(args: Args) -> None:
           f"evaluated every ~{args.eval_every} steps; speed = reference train time / train time")
 
 
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym bench classifier") -> int:
+    return run_program(run, Args, argv, prog)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    sys.exit(main())

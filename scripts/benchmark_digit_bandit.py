@@ -1,6 +1,6 @@
 """How fast DigitBandit runs: raw env, through gym.make's wrappers, and as gym.make_vec vector envs.
 
-    python -m scripts.benchmark_digit_bandit --rounds 200000
+    python -m perceptgym.benchmark_digit_bandit --rounds 200000
 
 A round is one ``reset`` plus one ``step`` (episodes are one step long); the rate counts rounds per second,
 which equals env steps per second. The digit source's own cost is included (it is called once per
@@ -9,6 +9,8 @@ which equals env steps per second. The digit source's own cost is included (it i
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 import time
 from dataclasses import dataclass
 
@@ -17,8 +19,9 @@ import numpy as np
 import tyro
 from gymnasium.vector import AutoresetMode
 
-from envs.digit_bandit import ENV_ID, register_digit_bandit
-from envs.digit_bandit.env import DigitBanditEnv
+from perceptgym.envs.digit_bandit import ENV_ID, register_digit_bandit
+from perceptgym.envs.digit_bandit.env import DigitBanditEnv
+from perceptgym._cli import run_program
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def rate_vector(env: gym.vector.VectorEnv, rounds: int, rng: np.random.Generator
     return steps * n / (time.perf_counter() - start)
 
 
-def main(args: Args) -> dict[str, float]:
+def run(args: Args) -> dict[str, float]:
     register_digit_bandit()
     rng = np.random.default_rng(0)
     results: dict[str, float] = {}
@@ -100,5 +103,9 @@ def main(args: Args) -> dict[str, float]:
     return results
 
 
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym bench digit-bandit") -> int:
+    return run_program(run, Args, argv, prog)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    sys.exit(main())

@@ -5,12 +5,14 @@
 - ``rgb_array`` render time per frame at the default size, vs MiniGrid, Taxi and highway-env.
 - Memory: resident set size over a long symbolic run (it must stay flat).
 
-Run it alone on the machine (``flock /tmp/perceptgym-cpu.lock python -m scripts.benchmark_grid_driving``);
+Run it alone on the machine (``flock /tmp/perceptgym-cpu.lock python -m perceptgym.benchmark_grid_driving``);
 targets: >= 5x MiniGrid and >= 0.5x Taxi steps/s, <= 1 ms per frame.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 import json
 import os
 import statistics
@@ -25,7 +27,8 @@ import gymnasium as gym
 import numpy as np
 import tyro
 
-import envs  # noqa: F401 - registers perceptgym/GridDriving-v0
+import perceptgym.envs  # noqa: F401 - registers perceptgym/GridDriving-v0
+from perceptgym._cli import run_program
 
 GRID_ID = "perceptgym/GridDriving-v0"
 MINIGRID_ID = "MiniGrid-Empty-8x8-v0"
@@ -58,7 +61,7 @@ def synthetic_source(labels, rng):
 
 
 def grid_source(name: str):
-    from envs.digits import resolve_source
+    from perceptgym.envs.digits import resolve_source
 
     try:
         return resolve_source(name)
@@ -110,7 +113,7 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def main(args: Args) -> dict:
+def run(args: Args) -> dict:
     results: dict = {"args": {k: str(v) for k, v in asdict(args).items()}}
 
     # ---- steps/s: interleaved repeats, so background load hits every env alike ----
@@ -176,5 +179,9 @@ def main(args: Args) -> dict:
     return results
 
 
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym bench grid-driving") -> int:
+    return run_program(run, Args, argv, prog)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    sys.exit(main())

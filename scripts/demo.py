@@ -1,9 +1,9 @@
 """The main job: from real MNIST to a trained agent that reads handwritten digits to drive, in one command.
 
-    python -m scripts.demo                 # the full demo (a few minutes, headless), report in reports/demo/
-    python -m scripts.demo --quick         # a reduced run (under a minute): what CI runs
-    python -m scripts.demo --render human  # then watch the trained agent drive in the pygame window
-    python -m scripts.demo --retrain       # retrain the classifier and the GAN instead of the shipped ones
+    python -m perceptgym.demo                 # the full demo (a few minutes, headless), report in reports/demo/
+    python -m perceptgym.demo --quick         # a reduced run (under a minute): what CI runs
+    python -m perceptgym.demo --render human  # then watch the trained agent drive in the pygame window
+    python -m perceptgym.demo --retrain       # retrain the classifier and the GAN instead of the shipped ones
 
 What it does: gets MNIST; loads the shipped CNN reader and GAN (or retrains them); trains Q-learning on
 GridDriving in ``perceived`` mode (the trip card and the stop signs are read by the CNN) and, for comparison,
@@ -15,6 +15,8 @@ curves, the confusion matrix, a GAN sample grid and a recorded GridDriving episo
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 import dataclasses
 import json
 import shutil
@@ -27,12 +29,13 @@ import gymnasium as gym
 import numpy as np
 import tyro
 
-import envs  # noqa: F401  (registers the perceptgym envs)
-from agents.loop import train
-from agents.playback import record_episode, save_gif
-from agents.registry import make_agent
-from scripts.ladder import evaluate_driving
-from scripts.plot_curves import moving_average
+import perceptgym.envs  # noqa: F401  (registers the perceptgym envs)
+from perceptgym.agents.loop import train
+from perceptgym.agents.playback import record_episode, save_gif
+from perceptgym.agents.registry import make_agent
+from perceptgym.ladder import evaluate_driving
+from perceptgym.plot_curves import moving_average
+from perceptgym._cli import run_program
 
 ENV_ID = "perceptgym/GridDriving-v0"
 
@@ -86,12 +89,12 @@ def say(msg: str) -> None:
 
 def perception(args: Args, out: Path) -> dict[str, Any]:
     """The reader (CNN) and the world's handwriting (GAN): shipped, or retrained with ``--retrain``."""
-    from supervised.classifier import evaluate as evaluate_classifier
-    from supervised.classifier import load_classifier, recipe, save_classifier
-    from supervised.classifier import train as train_classifier
-    from supervised.data import load_mnist
-    from supervised.perception import SHIPPED
-    from supervised.plots import plot_confusion
+    from perceptgym.supervised.classifier import evaluate as evaluate_classifier
+    from perceptgym.supervised.classifier import load_classifier, recipe, save_classifier
+    from perceptgym.supervised.classifier import train as train_classifier
+    from perceptgym.supervised.data import load_mnist
+    from perceptgym.supervised.perception import SHIPPED
+    from perceptgym.supervised.plots import plot_confusion
 
     say("MNIST: loading (the first run fetches and verifies it, ~3 s)")
     data = load_mnist()
@@ -113,8 +116,8 @@ def perception(args: Args, out: Path) -> dict[str, Any]:
 
     gan: dict[str, Any] = {"checkpoint": str(gan_path)}
     if Path(gan_path).is_file():
-        from supervised.perception import DigitReader, make_source
-        from supervised.plots import save_digit_grid
+        from perceptgym.supervised.perception import DigitReader, make_source
+        from perceptgym.supervised.plots import save_digit_grid
 
         source = make_source(f"gan:{gan_path}")
         labels = np.repeat(np.arange(10), 10)
@@ -130,7 +133,7 @@ def perception(args: Args, out: Path) -> dict[str, Any]:
 
 
 def retrain_gan(args: Args, models: Path) -> Path:
-    from supervised import gan as gan_lib
+    from perceptgym.supervised import gan as gan_lib
 
     say("GAN: retraining (quick: a few hundred steps; full: the shipped recipe)")
     return gan_lib.retrain_for_demo(models / "gan.pt", seed=args.seed, quick=args.quick)
@@ -214,13 +217,13 @@ def plot_learning(curves: dict[str, np.ndarray], optimum: float, path: Path) -> 
 
 
 def bandit(args: Args, out: Path, cnn_path: str) -> dict[str, Any]:
-    from scripts import run_bandit
+    from perceptgym import run_bandit
 
     agents = ("uniform", "linucb", "neural", "perception_prior")
     say(f"DigitBandit: {', '.join(agents)} for {args.n_rounds:,} rounds each on MNIST training digits")
     bargs = run_bandit.Args(agents=agents, rounds=args.n_rounds, seeds=(args.seed,), reader=cnn_path,
                             exp_name="demo", progress=True)
-    summary = run_bandit.run(bargs, run_dir=out / "bandit")
+    summary = run_bandit.run_bandits(bargs, run_dir=out / "bandit")
     shutil.copy(out / "bandit" / "cumulative_regret.png", out / "regret_curves.png")
     table = {name: {"cumulative_regret": s["final_cumulative_regret_mean"], "seconds": s["seconds_per_run_mean"]}
              for name, s in summary["agents"].items()}
@@ -293,7 +296,7 @@ def watch(agent, cnn_path: str, seed: int) -> None:
         env.close()
 
 
-def main(args: Args) -> dict[str, Any]:
+def run(args: Args) -> dict[str, Any]:
     start = time.perf_counter()
     out = args.out
     if out.exists():
@@ -314,5 +317,9 @@ def main(args: Args) -> dict[str, Any]:
     return results
 
 
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym demo") -> int:
+    return run_program(run, Args, argv, prog)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    sys.exit(main())

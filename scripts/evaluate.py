@@ -1,22 +1,23 @@
 """Evaluate a trained agent: mean ± std return and success rate over N greedy episodes, optional GIF.
 
-``python -m scripts.evaluate runs/Taxi-v4__q_learning__0__1700000000 --episodes 2000 --video taxi.gif``
+``python -m perceptgym.evaluate runs/Taxi-v4__q_learning__0__1700000000 --episodes 2000 --video taxi.gif``
 
 Success is ``info["is_success"]`` where the env reports it, else a positive reward on termination (see
-:func:`agents.loop.is_success`).
+:func:`perceptgym.agents.loop.is_success`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import json
 import sys
 from dataclasses import dataclass
 
 import tyro
 
-from agents.base import CheckpointError
-from agents.loop import evaluate
-from agents.playback import load_run, record_episode, save_gif
+from perceptgym.agents.base import CheckpointError
+from perceptgym.agents.loop import evaluate
+from perceptgym.agents.playback import load_run, record_episode, save_gif
 
 
 @dataclass
@@ -39,8 +40,8 @@ class Args:
     """GIF frame rate"""
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = tyro.cli(Args, args=argv)
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym evaluate") -> int:
+    args = tyro.cli(Args, args=None if argv is None else list(argv), prog=prog, description=__doc__)
     try:
         env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else None
         run = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs)

@@ -1,23 +1,25 @@
 """Evaluate a classifier checkpoint on the official MNIST test set: accuracy, per-class accuracy, confusion.
 
-    python -m scripts.evaluate_classifier                      # the shipped CNN
-    python -m scripts.evaluate_classifier --checkpoint mlp     # the shipped tutorial MLP
-    python -m scripts.evaluate_classifier --checkpoint runs/classifier/model.pt --png confusion.png
+    python -m perceptgym.evaluate_classifier                      # the shipped CNN
+    python -m perceptgym.evaluate_classifier --checkpoint mlp     # the shipped tutorial MLP
+    python -m perceptgym.evaluate_classifier --checkpoint runs/classifier/model.pt --png confusion.png
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import tyro
 
-from supervised.checkpoint import CheckpointError
-from supervised.classifier import evaluate, load_classifier
-from supervised.data import load_mnist
-from supervised.perception import SHIPPED
-from supervised.plots import plot_confusion
+from perceptgym.supervised.checkpoint import CheckpointError
+from perceptgym.supervised.classifier import evaluate, load_classifier
+from perceptgym.supervised.data import load_mnist
+from perceptgym.supervised.perception import SHIPPED
+from perceptgym.supervised.plots import plot_confusion
+from perceptgym._cli import run_program
 
 
 @dataclass
@@ -30,7 +32,7 @@ class Args:
     """folder with the four standard MNIST IDX files (default: the cache)"""
 
 
-def main(args: Args) -> float:
+def run(args: Args) -> float:
     path = SHIPPED.get(args.checkpoint, Path(args.checkpoint))
     try:
         loaded = load_classifier(path)
@@ -47,5 +49,9 @@ def main(args: Args) -> float:
     return metrics.accuracy
 
 
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym evaluate-classifier") -> int:
+    return run_program(run, Args, argv, prog)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    sys.exit(main())

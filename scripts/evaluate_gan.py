@@ -11,6 +11,8 @@ same distance between 10k real training digits and the test digits (the floor).
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 import json
 import time
 from dataclasses import dataclass
@@ -19,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from supervised.classifier import load_classifier
-from supervised.data import load_mnist
-from supervised.gan import GanSource, load_generator, sample_classes
-from supervised.gan_scores import score_generator
-from supervised.perception import SHIPPED
-from supervised.plots import save_digit_grid
+from perceptgym.supervised.classifier import load_classifier
+from perceptgym.supervised.data import load_mnist
+from perceptgym.supervised.gan import GanSource, load_generator, sample_classes
+from perceptgym.supervised.gan_scores import score_generator
+from perceptgym.supervised.perception import SHIPPED
+from perceptgym.supervised.plots import save_digit_grid
+from perceptgym._cli import run_program
 
 
 @dataclass
@@ -58,7 +61,7 @@ def benchmark_source(path: Path, n: int, request: int = 1000) -> float:
     return max(n // request, 1) * request / (time.perf_counter() - start)
 
 
-def main(args: Args) -> dict:
+def run(args: Args) -> dict:
     if args.per_class < 2:
         raise ValueError(f"per_class must be >= 2 (a covariance needs two samples), got {args.per_class}")
     loaded = load_generator(args.gan)
@@ -77,5 +80,9 @@ def main(args: Args) -> dict:
     return result
 
 
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym evaluate-gan") -> int:
+    return run_program(run, Args, argv, prog)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    sys.exit(main())

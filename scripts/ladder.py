@@ -1,7 +1,7 @@
 """The perception ladder: the same driving task at every rung, from true symbols to raw pixels.
 
-    python -m scripts.ladder                       # 3 seeds; ~15 min on 2 cores (the pixels rung is most of it)
-    python -m scripts.ladder --seeds 0 --episodes 20000 --pixels-steps 20000 --eval-episodes 100   # a quick look
+    python -m perceptgym.ladder                       # 3 seeds; ~15 min on 2 cores (the pixels rung is most of it)
+    python -m perceptgym.ladder --seeds 0 --episodes 20000 --pixels-steps 20000 --eval-episodes 100   # a quick look
 
 Rungs (every agent is evaluated greedily on handwriting it never saw in training):
 
@@ -20,6 +20,8 @@ Training uses MNIST training digits; evaluation uses MNIST test digits (rung 4: 
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,9 +32,10 @@ import gymnasium as gym
 import numpy as np
 import tyro
 
-import envs  # noqa: F401  (registers the perceptgym envs)
-from agents.loop import train
-from agents.registry import make_agent
+import perceptgym.envs  # noqa: F401  (registers the perceptgym envs)
+from perceptgym.agents.loop import train
+from perceptgym.agents.registry import make_agent
+from perceptgym._cli import run_program
 
 ENV_ID = "perceptgym/GridDriving-v0"
 PPO_CONFIG = {"n_envs": 8, "n_steps": 128, "batch_size": 256, "n_epochs": 4, "learning_rate": 3e-4,
@@ -118,7 +121,7 @@ def train_agent(rung: Rung, args: Args, seed: int):
 
 def run(args: Args) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
-    from supervised.perception import SHIPPED
+    from perceptgym.supervised.perception import SHIPPED
 
     rungs = [r for r in RUNGS if (r.agent != "ppo" or args.pixels_steps > 0)
              and (r.eval_source != "gan" or SHIPPED["gan"].is_file())]
@@ -196,5 +199,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym ladder") -> int:
+    return run_program(run, Args, argv, prog)
+
+
 if __name__ == "__main__":
-    run(tyro.cli(Args))
+    sys.exit(main())

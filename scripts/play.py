@@ -4,19 +4,22 @@ Keys: up arrow (or w) forward, left/right arrows (or a/d) turn, space wait, down
 here, r new trip, q or escape quit. The window's side panel shows the trip card, what the reader read
 (``--obs-mode perceived``), the step count and the return so far.
 
-    python -m scripts.play --map town --digit-source mnist-test --obs-mode perceived
+    python -m perceptgym.play --map town --digit-source mnist-test --obs-mode perceived
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import gymnasium as gym
 import tyro
 
-import envs  # noqa: F401 - registers perceptgym/GridDriving-v0
-from envs.grid_driving.core import Action
+import perceptgym.envs  # noqa: F401 - registers perceptgym/GridDriving-v0
+from perceptgym.envs.grid_driving.core import Action
+from perceptgym._cli import run_program
 
 Command = Action | Literal["reset", "quit"] | None
 
@@ -145,5 +148,9 @@ def play(args: Args, env: gym.Env | None = None) -> Controller:
         env.close()
 
 
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym play") -> int:
+    return run_program(play, Args, argv, prog)
+
+
 if __name__ == "__main__":
-    play(tyro.cli(Args))
+    sys.exit(main())

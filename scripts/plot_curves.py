@@ -1,6 +1,6 @@
 """Learning curves from run directories: the mean over seeds with a band (± one standard deviation).
 
-``python -m scripts.plot_curves runs/CliffWalking-v1__sarsa__* runs/CliffWalking-v1__q_learning__* --out cliff.png``
+``python -m perceptgym.plot_curves runs/CliffWalking-v1__sarsa__* runs/CliffWalking-v1__q_learning__* --out cliff.png``
 
 Runs are grouped by ``{env}__{agent}`` (the run directory name without seed and time); each run's
 ``progress.csv`` return is smoothed with a moving average, then the seeds of a group are aligned by episode
@@ -9,6 +9,7 @@ Runs are grouped by ``{env}__{agent}`` (the run directory name without seed and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import csv
 import sys
 from collections import defaultdict
@@ -105,8 +106,8 @@ def plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], out: str | Path, x: s
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = tyro.cli(Args, args=argv)
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym plot") -> int:
+    args = tyro.cli(Args, args=None if argv is None else list(argv), prog=prog, description=__doc__)
     try:
         curves = group_curves([Path(r) for r in args.runs], args.x, args.smooth)
         print(f"wrote {plot(curves, args.out, args.x, args.title, args.ylim)}")

@@ -1,7 +1,7 @@
 """Run bandit agents on DigitBandit over several seeds; save per-round regret, plot cumulative regret.
 
-    python -m scripts.run_bandit --rounds 10000 --seeds 0 1 2 3 4
-    python -m scripts.run_bandit --agents neural linucb uniform --permute-every 2500   # non-stationary
+    python -m perceptgym.run_bandit --rounds 10000 --seeds 0 1 2 3 4
+    python -m perceptgym.run_bandit --agents neural linucb uniform --permute-every 2500   # non-stationary
 
 Writes ``runs/DigitBandit-v0__<exp_name>__<unix_time>/`` with ``config.json``, ``regret.npz`` (per agent an
 ``(n_seeds, rounds)`` array of per-round regret), ``regret.csv`` (the same, one column per agent and seed),
@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,15 +24,16 @@ from typing import Any
 import numpy as np
 import tyro
 
-from agents.bandit import BANDIT_AGENTS, play_rounds
-from envs.digit_bandit.env import DigitBanditEnv
-from envs.digits import DigitSource, Reader
+from perceptgym.agents.bandit import BANDIT_AGENTS, play_rounds
+from perceptgym.envs.digit_bandit.env import DigitBanditEnv
+from perceptgym.envs.digits import DigitSource, Reader
+from perceptgym._cli import run_program
 
 
 @dataclass(frozen=True)
 class Args:
     agents: tuple[str, ...] = ("uniform", "epsilon_greedy", "linucb", "lin_ts", "neural", "perception_prior")
-    """agents to run, by name (see agents.bandit.BANDIT_AGENTS)"""
+    """agents to run, by name (see perceptgym.agents.bandit.BANDIT_AGENTS)"""
     rounds: int = 10_000
     """rounds T per run"""
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -87,7 +90,7 @@ def agent_configs(args: Args) -> dict[str, Any]:
     return configs
 
 
-def run(
+def run_bandits(
     args: Args,
     digit_source: DigitSource | None = None,
     reader: Reader | None = None,
@@ -283,13 +286,17 @@ def print_table(summary: dict[str, Any]) -> None:
     Console().print(table)
 
 
-def main(args: Args) -> Path:
+def run(args: Args) -> Path:
     run_dir = Path(args.runs_dir) / f"DigitBandit-v0__{args.exp_name}__{int(time.time())}"
-    summary = run(args, run_dir=run_dir)
+    summary = run_bandits(args, run_dir=run_dir)
     print_table(summary)
     print(f"results in {run_dir}")
     return run_dir
 
 
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym bandit") -> int:
+    return run_program(run, Args, argv, prog)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Train any agent on any env: ``python -m scripts.train --env Taxi-v4 --agent q_learning --seed 0``.
+"""Train any agent on any env: ``python -m perceptgym.train --env Taxi-v4 --agent q_learning --seed 0``.
 
 Hyperparameters come from ``agents/hyperparams/<agent>.yml`` (the ``default`` entry, then the env's own);
 ``--set key=value`` overrides them (values are parsed as YAML: ``--set n_episodes=200 alpha=0.5``). The run
@@ -6,11 +6,12 @@ goes to ``runs/{env}__{agent}__{seed}__{time}/``. Ctrl-C saves a checkpoint; con
 ``--resume <run dir>`` (add ``--set n_episodes=...`` there to extend a finished run).
 
 The env may be a Gymnasium id (``FrozenLake-v1``), one of ours (``perceptgym/GridDriving-v0``, also as
-``envs:perceptgym/GridDriving-v0``) or your own class as ``package.module:MyEnv``.
+``perceptgym:perceptgym/GridDriving-v0``) or your own class as ``package.module:MyEnv``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +19,14 @@ from pathlib import Path
 import tyro
 import yaml
 
-from agents.registry import agent_names
-from agents.training import HYPERPARAMS_DIR, import_plugins, train_run
+from perceptgym.agents.registry import agent_names
+from perceptgym.agents.training import HYPERPARAMS_DIR, import_plugins, train_run
 
 
 @dataclass
 class Args:
     env: str | None = None
-    """env id: Gymnasium id, perceptgym/..., envs:perceptgym/..., or module:Class"""
+    """env id: Gymnasium id, perceptgym/..., perceptgym:perceptgym/..., or module:Class"""
     agent: str | None = None
     """agent name (see --list-agents)"""
     seed: int = 0
@@ -43,7 +44,7 @@ class Args:
     tensorboard: bool = True
     """write TensorBoard events"""
     plugin: tuple[str, ...] = ()
-    """modules to import first, e.g. one that registers your own agent with agents.registry.register_agent"""
+    """modules to import first, e.g. one that registers your own agent with perceptgym.agents.registry.register_agent"""
     list_agents: bool = False
     """print the registered agent names and exit"""
 
@@ -59,8 +60,8 @@ def parse_overrides(items: tuple[str, ...]) -> dict:
     return overrides
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = tyro.cli(Args, args=argv)
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym train") -> int:
+    args = tyro.cli(Args, args=None if argv is None else list(argv), prog=prog, description=__doc__)
     try:
         import_plugins(args.plugin)
     except ValueError as e:

@@ -10,6 +10,7 @@ The shipped ``supervised/checkpoints/cnn.pt`` was made with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import dataclasses
 import json
 import sys
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import tyro
 
-from supervised.classifier import recipe, save_classifier, train
-from supervised.data import load_mnist
-from supervised.plots import plot_confusion
+from perceptgym.supervised.classifier import recipe, save_classifier, train
+from perceptgym.supervised.data import load_mnist
+from perceptgym.supervised.plots import plot_confusion
+from perceptgym._cli import run_program
 
 
 @dataclass
@@ -44,7 +46,7 @@ class Args:
     """show a progress bar"""
 
 
-def main(args: Args) -> float:
+def run(args: Args) -> float:
     model_cfg, train_cfg = recipe(args.recipe)
     train_cfg = dataclasses.replace(train_cfg, seed=args.seed, threads=args.threads,
                                     **({"epochs": args.epochs} if args.epochs else {}))
@@ -65,9 +67,10 @@ def main(args: Args) -> float:
     return metrics.accuracy
 
 
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym train-classifier") -> int:
+    return run_program(run, Args, argv, prog,
+                       on_interrupt=lambda args: "no checkpoint written (checkpoints are written atomically)")
+
+
 if __name__ == "__main__":
-    try:
-        main(tyro.cli(Args))
-    except KeyboardInterrupt:
-        # Classifier training takes seconds; nothing half-written is left (checkpoints are written atomically).
-        sys.exit("interrupted: no checkpoint written")
+    sys.exit(main())

@@ -18,6 +18,7 @@ threads, under 10 minutes on this 2-core machine when nothing else runs):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import dataclasses
 import json
 import sys
@@ -26,9 +27,9 @@ from pathlib import Path
 
 import tyro
 
-from supervised.checkpoint import load_checkpoint, save_checkpoint
-from supervised.data import load_mnist
-from supervised.gan import (
+from perceptgym.supervised.checkpoint import load_checkpoint, save_checkpoint
+from perceptgym.supervised.data import load_mnist
+from perceptgym.supervised.gan import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     GanConfig,
@@ -38,7 +39,9 @@ from supervised.gan import (
     save_generator,
     train_gan,
 )
-from supervised.plots import save_digit_grid
+from perceptgym.supervised.perception import SHIPPED
+from perceptgym.supervised.plots import save_digit_grid
+from perceptgym._cli import run_program
 
 
 @dataclass
@@ -53,7 +56,7 @@ class Args:
     """also stop after this many minutes of optimisation in this call (rerun to continue)"""
     sample_every: int = 2000
     """write a sample grid every N steps (0: never)"""
-    classifier: Path = Path("supervised/checkpoints/cnn.pt")
+    classifier: Path = SHIPPED["cnn"]
     """classifier that scores the samples (skipped if the file does not exist)"""
     export: Path | None = None
     """also copy the generator-only checkpoint here (e.g. supervised/checkpoints/gan.pt)"""
@@ -67,7 +70,7 @@ class Args:
     """show a progress bar"""
 
 
-def main(args: Args) -> dict:
+def run(args: Args) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "config.json").write_text(json.dumps(dataclasses.asdict(args), indent=1, default=str))
     data = load_mnist(args.data_dir)
@@ -85,8 +88,8 @@ def main(args: Args) -> dict:
               "exporting the generator as it is now)")
     metrics: dict = {"step": result.step, "train_seconds": result.seconds, "finished": result.finished}
     if args.classifier.exists():
-        from supervised.classifier import load_classifier
-        from supervised.gan_scores import score_generator
+        from perceptgym.supervised.classifier import load_classifier
+        from perceptgym.supervised.gan_scores import score_generator
 
         scores = score_generator(result.generator, load_classifier(args.classifier), data,
                                  per_class=args.per_class, n_real=args.n_real, seed=args.train.seed)
@@ -107,9 +110,10 @@ def main(args: Args) -> dict:
     return metrics
 
 
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym train-gan") -> int:
+    return run_program(run, Args, argv, prog,
+                       on_interrupt=lambda args: f"training state saved in {args.out / 'gan.pt'}; run the same command to resume")
+
+
 if __name__ == "__main__":
-    args = tyro.cli(Args)
-    try:
-        main(args)
-    except KeyboardInterrupt:
-        sys.exit(f"interrupted: training state saved in {args.out / 'gan.pt'}; run the same command to resume")
+    sys.exit(main())

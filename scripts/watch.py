@@ -1,20 +1,21 @@
 """Watch a trained agent play in the pygame window, or record it headless as a GIF.
 
-``python -m scripts.watch runs/Taxi-v4__q_learning__0__1700000000 --episodes 3``
-``python -m scripts.watch runs/... --record taxi.gif`` (no window; works without a display)
+``python -m perceptgym.watch runs/Taxi-v4__q_learning__0__1700000000 --episodes 3``
+``python -m perceptgym.watch runs/... --record taxi.gif`` (no window; works without a display)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import json
 import sys
 from dataclasses import dataclass
 
 import tyro
 
-from agents.base import CheckpointError
-from agents.loop import run_episode
-from agents.playback import load_run, record_episode, save_gif
+from perceptgym.agents.base import CheckpointError
+from perceptgym.agents.loop import run_episode
+from perceptgym.agents.playback import load_run, record_episode, save_gif
 
 
 @dataclass
@@ -35,8 +36,8 @@ class Args:
     """GIF frame rate"""
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = tyro.cli(Args, args=argv)
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym watch") -> int:
+    args = tyro.cli(Args, args=None if argv is None else list(argv), prog=prog, description=__doc__)
     try:
         env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else None
         run = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs,

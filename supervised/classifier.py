@@ -2,7 +2,7 @@
 
 Training is seeded and reproducible on the CPU (our own shuffling with a seeded ``torch.Generator``, no
 DataLoader workers). Checkpoints hold the model config, the preprocessing, the metrics and the training
-arguments (see :mod:`supervised.checkpoint`).
+arguments (see :mod:`perceptgym.supervised.checkpoint`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supervised.checkpoint import CheckpointError, DeferredInterrupt, load_checkpoint, save_checkpoint
+from perceptgym.supervised.checkpoint import CheckpointError, DeferredInterrupt, load_checkpoint, save_checkpoint
 
 CHECKPOINT_FORMAT = "mnist_classifier"
 CHECKPOINT_VERSION = 1

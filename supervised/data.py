@@ -13,7 +13,7 @@ Where the data comes from, in order (see DESIGN.md, "Data"):
 Every write is atomic (temporary file + ``os.replace``), so an interrupted fetch never leaves a half-written
 cache. Loading from the cache takes a few tens of milliseconds.
 
-Run ``python -m supervised.data`` to fetch and cache MNIST and print a summary.
+Run ``python -m perceptgym.supervised.data`` to fetch and cache MNIST and print a summary.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def load_mnist(
     else:
         raise MnistDataError(
             f"MNIST is not cached at {cache_file} and fetching is disabled: pass data_dir=<folder with the IDX "
-            "files> or allow_fetch=True (or run `python -m supervised.data`)"
+            "files> or allow_fetch=True (or run `python -m perceptgym.supervised.data`)"
         )
     write_cache(data, cache_file)
     return data

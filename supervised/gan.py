@@ -16,7 +16,7 @@ Samples come from an exponential moving average of the generator's weights (Yaz�
 BatchNorm statistics are re-estimated before it is used in eval mode.
 
 What the recipe (the defaults) rests on, measured with the classifier-feature Fréchet distance (FD) of
-:mod:`supervised.gan_scores`: on this CPU, quality follows the number of digits processed, so the cost per
+:mod:`perceptgym.supervised.gan_scores`: on this CPU, quality follows the number of digits processed, so the cost per
 digit decides; batch 32 beats 64 at equal time; learning rates 6× the DCGAN textbook's 2e-4, with the
 discriminator's twice the generator's (TTUR, Heusel et al. 2017), took 4,000 steps from ~8× to 3.2× the
 floor; constant rates beat a decay (which trades distance for label accuracy); label channels beat
@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supervised.checkpoint import CheckpointError, DeferredInterrupt, load_checkpoint, save_checkpoint
+from perceptgym.supervised.checkpoint import CheckpointError, DeferredInterrupt, load_checkpoint, save_checkpoint
 
 CHECKPOINT_FORMAT = "mnist_gan"
 CHECKPOINT_VERSION = 1
@@ -576,7 +576,7 @@ def _in_train_threads(fn: Callable[..., GanTrainResult]) -> Callable[..., GanTra
 
     @functools.wraps(fn)
     def wrapper(model_cfg: GanConfig, train_cfg: GanTrainConfig, *args: Any, **kwargs: Any) -> GanTrainResult:
-        from supervised.perception import torch_threads
+        from perceptgym.supervised.perception import torch_threads
 
         with torch_threads(train_cfg.threads):
             return fn(model_cfg, train_cfg, *args, **kwargs)
@@ -643,7 +643,7 @@ def train_gan(
             save_checkpoint(ck_path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, trainer.state(sampler, train_args))
 
     def write_grid(sampler: Generator) -> None:
-        from supervised.plots import save_digit_grid
+        from perceptgym.supervised.plots import save_digit_grid
 
         grid = sample(sampler, grid_labels, grid_z)
         save_digit_grid(grid, Path(sample_dir) / f"step_{trainer.step:06d}.png", ncols=10)
@@ -686,7 +686,7 @@ def train_gan(
 
 
 class GanSource:
-    """A trained generator as a :class:`envs.digits.DigitSource`: fresh handwriting for any labels.
+    """A trained generator as a :class:`perceptgym.envs.digits.DigitSource`: fresh handwriting for any labels.
 
     ``z`` is drawn from the caller's numpy Generator (``rng.standard_normal``), so the same Generator state
     gives the same digits and torch's own RNG is never touched.
@@ -703,7 +703,7 @@ class GanSource:
 
     def __init__(self, path: str | Path = "gan", *, batch_size: int = 256, threads: int | None = 1,
                  bfloat16: bool | None = None):
-        from supervised.perception import SHIPPED
+        from perceptgym.supervised.perception import SHIPPED
 
         self.path = SHIPPED["gan"] if str(path) == "gan" else Path(path)
         loaded = load_generator(self.path)
@@ -718,7 +718,7 @@ class GanSource:
         self.batch_size, self.threads = batch_size, threads
 
     def __call__(self, labels: npt.NDArray[np.integer], rng: np.random.Generator) -> npt.NDArray[np.uint8]:
-        from supervised.perception import torch_threads
+        from perceptgym.supervised.perception import torch_threads
 
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
@@ -745,7 +745,7 @@ def retrain_for_demo(path: str | Path, *, seed: int = 0, quick: bool = False) ->
     The demo's ``--retrain`` uses it; ``scripts/train_gan.py`` is the full tool (run directory, sample grids,
     scores, resume).
     """
-    from supervised.data import load_mnist
+    from perceptgym.supervised.data import load_mnist
 
     data = load_mnist()
     train_cfg = GanTrainConfig(seed=seed, **({"steps": 300, "bn_batches": 8} if quick else {}))

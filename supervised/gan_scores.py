@@ -2,7 +2,7 @@
 
 - **Label accuracy**: the share of digits generated for class k that the classifier reads as k.
 - **Fréchet distance** (Heusel et al. 2017, the "FID" recipe) between Gaussians fitted to the classifier's
-  penultimate-layer features (:meth:`supervised.classifier.DigitClassifier.features`) of real and generated
+  penultimate-layer features (:meth:`perceptgym.supervised.classifier.DigitClassifier.features`) of real and generated
   digits: ``||μ1 − μ2||² + tr(Σ1 + Σ2 − 2 (Σ1^½ Σ2 Σ1^½)^½)``. Its scale depends on the classifier, so it is
   reported next to its **floor**: the same distance between real training and real test digits.
 """
@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from supervised.classifier import LoadedClassifier
-from supervised.data import MnistData
+from perceptgym.supervised.classifier import LoadedClassifier
+from perceptgym.supervised.data import MnistData
 
 NUM_CLASSES = 10
 
@@ -134,11 +134,11 @@ def score_generator(generator, classifier: LoadedClassifier, data: MnistData, *,
     """Label accuracy and Fréchet distance of ``per_class`` digits of each class (10k by default).
 
     Args:
-        generator: a :class:`supervised.gan.Generator` (sampled in eval mode with a seeded ``z``).
+        generator: a :class:`perceptgym.supervised.gan.Generator` (sampled in eval mode with a seeded ``z``).
         n_real: real test digits (and training digits, for the floor) the distances are measured against.
         stats: precomputed :func:`real_stats` (test, train), to score many generators cheaply.
     """
-    from supervised.gan import sample_classes
+    from perceptgym.supervised.gan import sample_classes
 
     images, labels = sample_classes(generator, per_class, seed=seed)
     test_stats, train_stats = stats if stats is not None else real_stats(classifier, data, n_real, seed=seed)

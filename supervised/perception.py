@@ -1,7 +1,7 @@
 """Perception models as plain numpy callables for the environments: readers and digit sources.
 
-``load_reader("cnn")`` gives the shipped CNN as a :class:`envs.digits.Reader`; ``make_source("mnist-test")``
-gives a :class:`envs.digits.DigitSource` over real MNIST digits; ``make_source("gan")`` the shipped generator.
+``load_reader("cnn")`` gives the shipped CNN as a :class:`perceptgym.envs.digits.Reader`; ``make_source("mnist-test")``
+gives a :class:`perceptgym.envs.digits.DigitSource` over real MNIST digits; ``make_source("gan")`` the shipped generator.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from supervised.classifier import load_classifier
-from supervised.data import MnistData, load_mnist
+from perceptgym.supervised.classifier import load_classifier
+from perceptgym.supervised.data import MnistData, load_mnist
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 SHIPPED = {"cnn": CHECKPOINT_DIR / "cnn.pt", "mlp": CHECKPOINT_DIR / "mlp.pt", "gan": CHECKPOINT_DIR / "gan.pt"}
@@ -40,7 +40,7 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 class DigitReader:
-    """A trained classifier as a :class:`envs.digits.Reader`: uint8 ``(n, 28, 28)`` → labels, confidences.
+    """A trained classifier as a :class:`perceptgym.envs.digits.Reader`: uint8 ``(n, 28, 28)`` → labels, confidences.
 
     Args:
         path: a classifier checkpoint, or ``"cnn"`` / ``"mlp"`` for the shipped ones.
@@ -126,11 +126,11 @@ def load_reader(name_or_path: str | Path = "cnn", *, cache_size: int = 100_000, 
 
 
 class MnistSource:
-    """Real MNIST digits as a :class:`envs.digits.DigitSource`: each image drawn uniformly from its class.
+    """Real MNIST digits as a :class:`perceptgym.envs.digits.DigitSource`: each image drawn uniformly from its class.
 
     Args:
         split: ``"train"`` (60k) or ``"test"`` (10k, unseen by the shipped classifier).
-        data: an already loaded :class:`MnistData` (default: :func:`supervised.data.load_mnist`).
+        data: an already loaded :class:`MnistData` (default: :func:`perceptgym.supervised.data.load_mnist`).
     """
 
     def __init__(self, split: str = "train", data: MnistData | None = None):
@@ -165,7 +165,7 @@ def make_source(name: str):
     if name in ("mnist-train", "mnist-test"):
         return MnistSource(name.removeprefix("mnist-"))
     if name == "gan" or name.startswith("gan:"):
-        from supervised.gan import GanSource
+        from perceptgym.supervised.gan import GanSource
 
         path = name.partition(":")[2] or SHIPPED["gan"]
         return GanSource(path)

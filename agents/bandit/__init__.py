@@ -6,14 +6,14 @@
 
 from __future__ import annotations
 
-from agents.bandit.base import BanditAgent
-from agents.bandit.epsilon_greedy import EpsilonGreedyAgent, EpsilonGreedyConfig
-from agents.bandit.lin_ts import LinTSAgent, LinTSConfig
-from agents.bandit.linucb import LinUCBAgent, LinUCBConfig
-from agents.bandit.loop import RoundLog, play_rounds
-from agents.bandit.neural import NeuralAgent, NeuralConfig
-from agents.bandit.perception_prior import PerceptionPriorAgent, PerceptionPriorConfig
-from agents.bandit.uniform import UniformAgent, UniformConfig
+from perceptgym.agents.bandit.base import BanditAgent
+from perceptgym.agents.bandit.epsilon_greedy import EpsilonGreedyAgent, EpsilonGreedyConfig
+from perceptgym.agents.bandit.lin_ts import LinTSAgent, LinTSConfig
+from perceptgym.agents.bandit.linucb import LinUCBAgent, LinUCBConfig
+from perceptgym.agents.bandit.loop import RoundLog, play_rounds
+from perceptgym.agents.bandit.neural import NeuralAgent, NeuralConfig
+from perceptgym.agents.bandit.perception_prior import PerceptionPriorAgent, PerceptionPriorConfig
+from perceptgym.agents.bandit.uniform import UniformAgent, UniformConfig
 
 BANDIT_AGENTS: dict[str, tuple[type[BanditAgent], type]] = {
     cls.name: (cls, cls.config_cls)

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from agents.base import CheckpointError, Transition, check_spaces, checkpoint_file, describe_space
+from perceptgym.agents.base import CheckpointError, Transition, check_spaces, checkpoint_file, describe_space
 
 FORMAT = "perceptgym_bandit_agent"
 VERSION = 1

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.bandit.linear import LinearAgent, LinearConfig
+from perceptgym.agents.bandit.linear import LinearAgent, LinearConfig
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.bandit.base import BanditAgent
-from agents.bandit.features import FeatureMap
-from agents.bandit.ridge import RidgeArms
-from agents.base import Transition
+from perceptgym.agents.bandit.base import BanditAgent
+from perceptgym.agents.bandit.features import FeatureMap
+from perceptgym.agents.bandit.ridge import RidgeArms
+from perceptgym.agents.base import Transition
 
 
 @dataclass(frozen=True)

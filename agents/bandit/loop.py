@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from agents.base import StepLearner, Transition
+from perceptgym.agents.base import StepLearner, Transition
 
 
 @dataclass

@@ -22,9 +22,9 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from agents.bandit.base import BanditAgent, restore_arrays
-from agents.bandit.features import scale_box
-from agents.base import Transition
+from perceptgym.agents.bandit.base import BanditAgent, restore_arrays
+from perceptgym.agents.bandit.features import scale_box
+from perceptgym.agents.base import Transition
 
 NETWORKS = ("auto", "cnn", "mlp")
 EXPLORATIONS = ("ts", "ucb")

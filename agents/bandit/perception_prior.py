@@ -24,15 +24,15 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from agents.bandit.base import BanditAgent, restore_arrays
-from agents.base import Transition
-from envs.digits import Reader, resolve_reader
+from perceptgym.agents.bandit.base import BanditAgent, restore_arrays
+from perceptgym.agents.base import Transition
+from perceptgym.envs.digits import Reader, resolve_reader
 
 
 @dataclass(frozen=True)
 class PerceptionPriorConfig:
     """Attributes:
-    reader: the classifier used on image observations: a name in ``envs.digits.READER_NAMES`` or a path.
+    reader: the classifier used on image observations: a name in ``perceptgym.envs.digits.READER_NAMES`` or a path.
     prior_strength: how many rounds of evidence the classifier's prior is worth.
     confidence_bins: inner edges of the confidence bins (contexts are (read label, bin)).
     assumed_accuracy: prior accuracy of the read label when the observation carries no confidence.

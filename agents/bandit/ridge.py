@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.bandit.base import restore_arrays
+from perceptgym.agents.bandit.base import restore_arrays
 
 
 class RidgeArms:

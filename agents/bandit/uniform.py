@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.bandit.base import BanditAgent
-from agents.base import Transition
+from perceptgym.agents.bandit.base import BanditAgent
+from perceptgym.agents.base import Transition
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from agents.base import CheckpointError, Transition, check_spaces, checkpoint_file, describe_space
-from agents.config import check_choice, check_positive_int, check_range, config_from_dict
-from agents.schedules import SCHEDULE_KINDS, Schedule
+from perceptgym.agents.base import CheckpointError, Transition, check_spaces, checkpoint_file, describe_space
+from perceptgym.agents.config import check_choice, check_positive_int, check_range, config_from_dict
+from perceptgym.agents.schedules import SCHEDULE_KINDS, Schedule
 
 FORMAT = "perceptgym.tabular"
 FORMAT_VERSION = 1
@@ -79,7 +79,7 @@ class TabularConfig:
 
 def _discrete(space: gym.Space, what: str, agent: str) -> tuple[int, int]:
     if not isinstance(space, gym.spaces.Discrete):
-        hint = " (wrap the env with agents.spaces.make_tabular_env)" if what == "observation" else ""
+        hint = " (wrap the env with perceptgym.agents.spaces.make_tabular_env)" if what == "observation" else ""
         raise TypeError(f"{agent} needs a Discrete {what} space, got {space}{hint}")
     return int(space.n), int(space.start)
 
@@ -88,7 +88,7 @@ class TabularAgent:
     """ε-greedy agent over one (or more) Q tables; subclasses define ``update_step``.
 
     Args:
-        observation_space: ``Discrete`` (see :mod:`agents.spaces` for other spaces).
+        observation_space: ``Discrete`` (see :mod:`perceptgym.agents.spaces` for other spaces).
         action_space: ``Discrete``.
         config: a :class:`TabularConfig` or a dict of its fields.
         rng: a ``np.random.Generator`` (or a seed) for exploration; same seed, same run.
@@ -168,7 +168,7 @@ class TabularAgent:
         raise NotImplementedError
 
     def update(self, t: Transition) -> None:
-        """The :class:`agents.base.StepLearner` entry point (the loop calls ``update_step`` directly)."""
+        """The :class:`perceptgym.agents.base.StepLearner` entry point (the loop calls ``update_step`` directly)."""
         self.update_step(t.obs, t.action, t.reward, t.next_obs, t.terminated, t.next_action)
 
     def end_episode(self) -> None:
@@ -182,8 +182,8 @@ class TabularAgent:
 
     def learn(self, env: gym.Env, total_timesteps: int, *, seed: int | None = None,
               callback: Any = None) -> Any:
-        """Trains for ``total_timesteps`` env steps (see :func:`agents.loop.train`)."""
-        from agents.loop import train
+        """Trains for ``total_timesteps`` env steps (see :func:`perceptgym.agents.loop.train`)."""
+        from perceptgym.agents.loop import train
 
         return train(env, self, total_timesteps=total_timesteps, seed=seed, callback=callback)
 
@@ -284,7 +284,7 @@ def read_tabular_checkpoint(path: str | Path) -> tuple[dict, dict[str, np.ndarra
 
 
 def _tabular_class(name: str, path: str | Path) -> type[TabularAgent]:
-    from agents.tabular import TABULAR_AGENTS
+    from perceptgym.agents.tabular import TABULAR_AGENTS
 
     if name not in TABULAR_AGENTS:
         raise CheckpointError(f"{path}: unknown tabular agent {name!r}; known: {sorted(TABULAR_AGENTS)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.tabular.base import TabularAgent
+from perceptgym.agents.tabular.base import TabularAgent
 
 
 class QLearningAgent(TabularAgent):

@@ -15,7 +15,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from envs.digits import IMAGE_SHAPE, NUM_DIGITS, DigitSource
+from perceptgym.envs.digits import IMAGE_SHAPE, NUM_DIGITS, DigitSource
 
 #: Reward schemes: (reward for the right label, reward for a wrong one).
 REWARD_SCHEMES: dict[str, tuple[float, float]] = {"binary": (1.0, 0.0), "plus_minus": (1.0, -1.0)}

@@ -1,4 +1,4 @@
-"""DigitBanditEnv: the Gymnasium glue around :mod:`envs.digit_bandit.core`."""
+"""DigitBanditEnv: the Gymnasium glue around :mod:`perceptgym.envs.digit_bandit.core`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.digit_bandit.core import OBS_MODES, Block, Params, draw_block, draw_permutation, reward_for
-from envs.digits import (
+from perceptgym.envs.digit_bandit.core import OBS_MODES, Block, Params, draw_block, draw_permutation, reward_for
+from perceptgym.envs.digits import (
     IMAGE_SHAPE,
     NUM_DIGITS,
     DigitSource,
@@ -30,7 +30,7 @@ class DigitBanditEnv(gym.Env):
     of bsuite and of the NeuralUCB / NeuralTS papers, with the perception ladder's observation modes.
 
     ## Action Space
-    ``Discrete(10)``: the label answered (:class:`envs.digit_bandit.core.Action`).
+    ``Discrete(10)``: the label answered (:class:`perceptgym.envs.digit_bandit.core.Action`).
 
     ## Observation Space
     - ``"pixels"``: ``Box(0, 255, (28, 28), uint8)``, the image.
@@ -56,8 +56,8 @@ class DigitBanditEnv(gym.Env):
     unrelated contexts); ``truncated`` is always False. The step's observation repeats the round's context.
 
     ## Arguments
-    ``obs_mode``, ``digit_source`` (a name in ``envs.digits.SOURCE_NAMES``, ``"gan:<path>"`` or a callable),
-    ``reader`` (a name in ``envs.digits.READER_NAMES``, a checkpoint path or a callable; used only by the
+    ``obs_mode``, ``digit_source`` (a name in ``perceptgym.envs.digits.SOURCE_NAMES``, ``"gan:<path>"`` or a callable),
+    ``reader`` (a name in ``perceptgym.envs.digits.READER_NAMES``, a checkpoint path or a callable; used only by the
     perceived modes), ``reward_scheme``, ``label_noise``, ``reward_noise``, ``permute_every`` [rounds],
     ``block_size`` [rounds drawn per source call], ``render_mode``. Sources and readers are loaded lazily, on
     the first ``reset``.
@@ -190,7 +190,7 @@ class DigitBanditEnv(gym.Env):
         if self._block is None:
             raise RuntimeError("DigitBanditEnv: call reset() before render()")
         if self._renderer is None:
-            from envs.digit_bandit.render import DigitBanditRenderer  # lazy: pygame only when rendering
+            from perceptgym.envs.digit_bandit.render import DigitBanditRenderer  # lazy: pygame only when rendering
 
             self._renderer = DigitBanditRenderer(render_fps=self.metadata["render_fps"])
         frame = self._renderer.draw(self.snapshot())

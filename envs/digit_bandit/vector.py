@@ -16,9 +16,9 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.digit_bandit.core import Block, draw_block, draw_permutation
-from envs.digit_bandit.env import DigitBanditEnv, observe, read_block
-from envs.digits import NUM_DIGITS
+from perceptgym.envs.digit_bandit.core import Block, draw_block, draw_permutation
+from perceptgym.envs.digit_bandit.env import DigitBanditEnv, observe, read_block
+from perceptgym.envs.digits import NUM_DIGITS
 
 
 class DigitBanditVectorEnv(VectorEnv):

@@ -23,14 +23,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from envs.grid_driving.constants import (
+from perceptgym.envs.grid_driving.constants import (
     DIR_VECTORS,
     NO_SIGN,
     NUM_DIGITS,
     NUM_HEADINGS,
     REWARD_TERMS,
 )
-from envs.grid_driving.maps import GridMap, rectangle_loops, road_distances
+from perceptgym.envs.grid_driving.maps import GridMap, rectangle_loops, road_distances
 
 
 class Action(IntEnum):

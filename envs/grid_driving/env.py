@@ -11,8 +11,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.digits import READER_NAMES, DigitSource, Reader, check_source_name, resolve_reader, resolve_source
-from envs.grid_driving.constants import (
+from perceptgym.envs.digits import READER_NAMES, DigitSource, Reader, check_source_name, resolve_reader, resolve_source
+from perceptgym.envs.grid_driving.constants import (
     DEFAULT_ARRIVAL,
     DEFAULT_COLLISION,
     DEFAULT_PROGRESS,
@@ -27,9 +27,9 @@ from envs.grid_driving.constants import (
     OBS_MODES,
     REWARD_TERMS,
 )
-from envs.grid_driving.core import NUM_ACTIONS, Action, DrivingModel, DrivingState, Params, Trip, make_trip
-from envs.grid_driving.maps import get_map
-from envs.grid_driving.planning import TabularModel, optimal_return, tabular_model, value_iteration
+from perceptgym.envs.grid_driving.core import NUM_ACTIONS, Action, DrivingModel, DrivingState, Params, Trip, make_trip
+from perceptgym.envs.grid_driving.maps import get_map
+from perceptgym.envs.grid_driving.planning import TabularModel, optimal_return, tabular_model, value_iteration
 
 RESET_OPTIONS = ("card", "start", "phase")
 
@@ -51,7 +51,7 @@ class GridDrivingEnv(gym.Env):
 
     ## Observation Space (``obs_mode``)
     - ``"symbolic"``: ``Discrete(n)``, the true state ``(cell, heading, phase, card, sign)`` encoded as in
-      :mod:`envs.grid_driving.core` (``env.unwrapped.decode(s)``). The phase is the traffic clock.
+      :mod:`perceptgym.envs.grid_driving.core` (``env.unwrapped.decode(s)``). The phase is the traffic clock.
     - ``"perceived"``: the same space, but the card (and, with shuffled stops, the sign) is what ``reader``
       read from this episode's images. Misreading the card sends the car to the wrong stop.
     - ``"pixels"``: ``Box(0, 255, (H, W, 3), uint8)``, a top-down raster with the handwritten signs and card.
@@ -190,7 +190,7 @@ class GridDrivingEnv(gym.Env):
 
     def _get_raster(self):
         if self._raster is None:
-            from envs.grid_driving.raster import PixelRaster
+            from perceptgym.envs.grid_driving.raster import PixelRaster
 
             self._raster = PixelRaster(self.model)
         return self._raster
@@ -367,7 +367,7 @@ class GridDrivingEnv(gym.Env):
         return self._tabular.transitions()
 
     def value_iteration(self, gamma: float = 1.0, horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Optimal (V, Q) of the symbolic mode; see :func:`envs.grid_driving.planning.value_iteration`."""
+        """Optimal (V, Q) of the symbolic mode; see :func:`perceptgym.envs.grid_driving.planning.value_iteration`."""
         return value_iteration(self._tabular, gamma=gamma, horizon=horizon)
 
     def optimal_return(self, gamma: float = 1.0, horizon: int | None = None) -> float:
@@ -414,7 +414,7 @@ class GridDrivingEnv(gym.Env):
         if self.render_mode == "ansi":
             return self._render_ansi()
         if self._renderer is None:
-            from envs.grid_driving.render import GridRenderer
+            from perceptgym.envs.grid_driving.render import GridRenderer
 
             self._renderer = GridRenderer(
                 self.model, window=self.render_mode == "human", fps=self.metadata["render_fps"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs.grid_driving.constants import BUILDING, DIR_VECTORS, ROAD, STOP_CHARS
+from perceptgym.envs.grid_driving.constants import BUILDING, DIR_VECTORS, ROAD, STOP_CHARS
 
 #: Named maps. "small" is the default: 33 road cells and ten stops, small enough for tabular Q-learning.
 NAMED_MAPS: dict[str, tuple[str, ...]] = {

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.grid_driving.constants import NUM_DIGITS
-from envs.grid_driving.core import NUM_ACTIONS, DrivingModel, make_trip
+from perceptgym.envs.grid_driving.constants import NUM_DIGITS
+from perceptgym.envs.grid_driving.core import NUM_ACTIONS, DrivingModel, make_trip
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from envs.grid_driving.constants import (
+from perceptgym.envs.grid_driving.constants import (
     COLOR_BUILDING,
     COLOR_CAR,
     COLOR_CARD_BG,
@@ -23,7 +23,7 @@ from envs.grid_driving.constants import (
     NUM_HEADINGS,
     PIX_TILE,
 )
-from envs.grid_driving.core import DrivingModel
+from perceptgym.envs.grid_driving.core import DrivingModel
 
 
 def ink_on(bg: tuple[int, int, int], digit: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

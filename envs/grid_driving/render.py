@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from gymnasium.error import DependencyNotInstalled
 
-from envs.grid_driving.constants import (
+from perceptgym.envs.grid_driving.constants import (
     AXIS_NS,
     COLOR_BAD,
     COLOR_BUILDING,
@@ -35,8 +35,8 @@ from envs.grid_driving.constants import (
     HEADING_NAMES,
     REWARD_TERMS,
 )
-from envs.grid_driving.core import Action, DrivingModel
-from envs.grid_driving.raster import ink_on
+from perceptgym.envs.grid_driving.core import Action, DrivingModel
+from perceptgym.envs.grid_driving.raster import ink_on
 
 TILE = 40  # [px] per map cell
 PANEL_W = 210  # [px] side panel

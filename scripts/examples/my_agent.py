@@ -1,7 +1,7 @@
 """Plug in your own agent: implement act / update / save / load, register it, and every tool can use it.
 
-Run it: ``python -m scripts.examples.my_agent``. From the command line:
-``python -m scripts.train --plugin scripts.examples.my_agent --agent monte_carlo --env FrozenLake-v1``.
+Run it: ``python -m perceptgym.examples.my_agent``. From the command line:
+``python -m perceptgym.train --plugin perceptgym.examples.my_agent --agent monte_carlo --env FrozenLake-v1``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from agents.base import SpaceMismatchError, Transition, check_spaces, describe_space
-from agents.registry import register_agent
+from perceptgym.agents.base import SpaceMismatchError, Transition, check_spaces, describe_space
+from perceptgym.agents.registry import register_agent
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,14 @@ register_agent("monte_carlo", MonteCarloAgent, MonteCarloConfig, kind="tabular")
 if __name__ == "__main__":
     import tempfile
 
-    from agents.playback import load_run
-    from agents.training import train_run
+    from perceptgym.agents.playback import load_run
+    from perceptgym.agents.training import train_run
 
     with tempfile.TemporaryDirectory() as runs:
-        result = train_run("scripts.examples.my_env:CorridorEnv", "monte_carlo", seed=0, runs_dir=runs,
+        result = train_run("perceptgym.examples.my_env:CorridorEnv", "monte_carlo", seed=0, runs_dir=runs,
                            overrides={"n_episodes": 300, "max_episode_steps": 100, "eval_episodes": 20,
                                       "epsilon": 0.2},
-                           plugins=["scripts.examples.my_agent"], progress=False, tensorboard=False)
+                           plugins=["perceptgym.examples.my_agent"], progress=False, tensorboard=False)
         print(f"monte_carlo on CorridorEnv: {result.eval}")
         assert result.eval is not None and result.eval.success_rate == 1.0
         run = load_run(result.run_dir)  # the saved agent comes back through the registry

@@ -1,7 +1,7 @@
 """Plug in your own env: any ``gymnasium.Env`` whose spaces an agent supports can be trained on.
 
-Run it: ``python -m scripts.examples.my_env``. From the command line the same env is
-``--env scripts.examples.my_env:CorridorEnv``.
+Run it: ``python -m perceptgym.examples.my_env``. From the command line the same env is
+``--env perceptgym.examples.my_env:CorridorEnv``.
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ class CorridorEnv(gym.Env[int, int]):
 
 
 if __name__ == "__main__":
-    from agents.env_factory import make_env
-    from agents.loop import evaluate, train
-    from agents.registry import make_agent
+    from perceptgym.agents.env_factory import make_env
+    from perceptgym.agents.loop import evaluate, train
+    from perceptgym.agents.registry import make_agent
 
     # "module:Class" works wherever an env id does (scripts/train.py --env, train_run, make_env).
-    env = make_env("scripts.examples.my_env:CorridorEnv", {"length": 8}, max_episode_steps=100)
+    env = make_env("perceptgym.examples.my_env:CorridorEnv", {"length": 8}, max_episode_steps=100)
     agent = make_agent("q_learning", env.observation_space, env.action_space,
                        {"alpha": 0.5, "epsilon": 0.2, "gamma": 0.99}, seed=0)
     train(env, agent, n_episodes=200, seed=0)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from agents.bandit import (
+from perceptgym.agents.bandit import (
     BANDIT_AGENTS,
     EpsilonGreedyConfig,
     LinTSConfig,
@@ -18,9 +18,9 @@ from agents.bandit import (
     PerceptionPriorConfig,
     play_rounds,
 )
-from agents.bandit.ridge import RidgeArms
-from agents.base import SpaceMismatchError, Transition
-from envs.digit_bandit.env import DigitBanditEnv
+from perceptgym.agents.bandit.ridge import RidgeArms
+from perceptgym.agents.base import SpaceMismatchError, Transition
+from perceptgym.envs.digit_bandit.env import DigitBanditEnv
 
 #: Small, fast configs for the default suite. Stub digits are bars whose width (= L2 norm) is the label, so
 #: the linear agents do not normalise features here (on MNIST they do: it lowers their regret).
@@ -240,7 +240,7 @@ def test_bad_spaces_and_actions_raise():
 @pytest.mark.parametrize("name", ["epsilon_greedy", "linucb", "lin_ts", "neural", "perception_prior"])
 def test_agents_beat_uniform_on_real_digits(name):
     """1,000 rounds on the MNIST training stream: every agent clearly below uniform's ~900 regret."""
-    pytest.importorskip("supervised.perception")
+    pytest.importorskip("perceptgym.supervised.perception")
     env = DigitBanditEnv(digit_source="mnist-train")
     cls, config_cls = BANDIT_AGENTS[name]
     log = play_rounds(env, cls(env.observation_space, env.action_space, config_cls(), rng=0), 1000, seed=0)

@@ -21,8 +21,8 @@ def test_snippet_shows_the_example_files_verbatim():
 
 
 @pytest.mark.parametrize("module, expected", [
-    pytest.param("scripts.examples.my_env", "success rate 1.000", marks=pytest.mark.slow),
-    pytest.param("scripts.examples.my_agent", "refused as expected", marks=pytest.mark.slow),
+    pytest.param("perceptgym.examples.my_env", "success rate 1.000", marks=pytest.mark.slow),
+    pytest.param("perceptgym.examples.my_agent", "refused as expected", marks=pytest.mark.slow),
 ])
 def test_examples_run(module, expected):
     out = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -6,10 +6,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents import registry
-from agents.base import CheckpointError
-from agents.registry import agent_names, load_agent, make_agent, register_agent
-from agents.tabular import QLearningAgent, TabularConfig
+from perceptgym.agents import registry
+from perceptgym.agents.base import CheckpointError
+from perceptgym.agents.registry import agent_names, load_agent, make_agent, register_agent
+from perceptgym.agents.tabular import QLearningAgent, TabularConfig
 
 OBS, ACT = gym.spaces.Discrete(4), gym.spaces.Discrete(2)
 
@@ -60,7 +60,7 @@ def test_register_a_new_agent(tmp_path, monkeypatch):
 def test_bandit_agents_are_listed_when_the_package_exists():
     if not (Path(registry.__file__).parent / "bandit" / "__init__.py").is_file():
         pytest.skip("agents/bandit/__init__.py (which registers the bandit agents) does not exist yet")
-    assert agent_names("bandit"), "agents.bandit imports but registers no bandit agents"
+    assert agent_names("bandit"), "perceptgym.agents.bandit imports but registers no bandit agents"
 
 
 def test_load_agent_dispatches_and_refuses_unknown_files(tmp_path):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from agents.base import CheckpointError, SpaceMismatchError
-from agents.registry import load_agent, make_agent
-from agents.sb3 import DQNAgent, PPOAgent, SmallCnn
+from perceptgym.agents.base import CheckpointError, SpaceMismatchError
+from perceptgym.agents.registry import load_agent, make_agent
+from perceptgym.agents.sb3 import DQNAgent, PPOAgent, SmallCnn
 
 CARTPOLE = gym.make("CartPole-v1")
 TINY = {"ppo": {"n_steps": 64, "batch_size": 32, "n_epochs": 1},

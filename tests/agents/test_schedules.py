@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from agents.schedules import Schedule, exponential_schedule, linear_schedule
+from perceptgym.agents.schedules import Schedule, exponential_schedule, linear_schedule
 
 
 def test_constant():

@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.spaces import EncodeDiscreteObservation, discretize_box, make_tabular_env
+from perceptgym.agents.spaces import EncodeDiscreteObservation, discretize_box, make_tabular_env
 
 
 class SpaceEnv(gym.Env):

@@ -8,11 +8,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.base import CheckpointError, SpaceMismatchError, Transition
-from agents.loop import evaluate, run_episode, train
-from agents.registry import load_agent, make_agent
-from scripts.benchmark_agents import policy_value
-from agents.tabular import (
+from perceptgym.agents.base import CheckpointError, SpaceMismatchError, Transition
+from perceptgym.agents.loop import evaluate, run_episode, train
+from perceptgym.agents.registry import load_agent, make_agent
+from perceptgym.benchmark_agents import policy_value
+from perceptgym.agents.tabular import (
     DoubleQLearningAgent,
     ExpectedSarsaAgent,
     QLearningAgent,
@@ -218,7 +218,7 @@ def test_cliff_walking_example_6_6():
 
 @pytest.mark.slow
 def test_taxi_reaches_optimal_return():
-    from agents.training import load_hyperparams, split_hyperparams
+    from perceptgym.agents.training import load_hyperparams, split_hyperparams
 
     run, config = split_hyperparams("q_learning", load_hyperparams("q_learning", "Taxi-v4"))
     assert run["n_episodes"] <= 10_000
@@ -232,7 +232,7 @@ def test_taxi_reaches_optimal_return():
 
 @pytest.mark.slow
 def test_frozenlake_slippery_success():
-    from agents.training import load_hyperparams, split_hyperparams
+    from perceptgym.agents.training import load_hyperparams, split_hyperparams
 
     run, config = split_hyperparams("q_learning", load_hyperparams("q_learning", "FrozenLake-v1"))
     env = gym.make("FrozenLake-v1")

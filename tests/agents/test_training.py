@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from agents.registry import load_agent
-from agents.training import load_hyperparams, split_hyperparams, train_run
+from perceptgym.agents.registry import load_agent
+from perceptgym.agents.training import load_hyperparams, split_hyperparams, train_run
 
 FAST = {"progress": False, "tensorboard": False}
 
@@ -96,7 +96,7 @@ def test_bad_hyperparameter_names_the_valid_ones():
 
 
 def test_user_env_as_module_class(tmp_path):
-    result = train_run("scripts.examples.my_env:CorridorEnv", "q_learning", seed=0, runs_dir=tmp_path,
+    result = train_run("perceptgym.examples.my_env:CorridorEnv", "q_learning", seed=0, runs_dir=tmp_path,
                        overrides={"n_episodes": 100, "env_kwargs": {"length": 6}, "max_episode_steps": 50,
                                   "alpha": 0.5, "epsilon": 0.2, "eval_episodes": 10}, **FAST)
     assert result.eval.success_rate == 1.0

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from envs.digit_bandit import ENV_ID, register_digit_bandit
-from envs.digit_bandit.core import Action, Params
-from envs.digit_bandit.env import DigitBanditEnv
+from perceptgym.envs.digit_bandit import ENV_ID, register_digit_bandit
+from perceptgym.envs.digit_bandit.core import Action, Params
+from perceptgym.envs.digit_bandit.env import DigitBanditEnv
 
 MODES = ("pixels", "perceived", "perceived-label", "symbolic")
 
@@ -54,7 +54,7 @@ def test_registered_and_made(stub_source, stub_reader):
     env = gym.make(ENV_ID, obs_mode="perceived", digit_source=stub_source, reader=stub_reader)
     obs, _ = env.reset(seed=1)
     assert env.observation_space.contains(obs)
-    assert gym.spec(ENV_ID).entry_point == "envs.digit_bandit.env:DigitBanditEnv"
+    assert gym.spec(ENV_ID).entry_point == "perceptgym.envs.digit_bandit.env:DigitBanditEnv"
 
 
 @pytest.mark.parametrize(("scheme", "right", "wrong"), [("binary", 1.0, 0.0), ("plus_minus", 1.0, -1.0)])
@@ -222,8 +222,8 @@ def test_render_rgb_array_and_human(make):
 @pytest.mark.parametrize("source", ["mnist-train", "mnist-test"])
 def test_real_mnist_source(source):
     """The shipped sources: check_env, seeding, and every shown image is a real digit of the shown label."""
-    pytest.importorskip("supervised.perception")
-    from supervised.data import load_mnist
+    pytest.importorskip("perceptgym.supervised.perception")
+    from perceptgym.supervised.data import load_mnist
 
     env = DigitBanditEnv(digit_source=source, block_size=64)
     check_env(env, skip_render_check=True)

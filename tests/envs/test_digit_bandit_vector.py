@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from envs.digit_bandit import ENV_ID, register_digit_bandit
-from envs.digit_bandit.vector import DigitBanditVectorEnv
+from perceptgym.envs.digit_bandit import ENV_ID, register_digit_bandit
+from perceptgym.envs.digit_bandit.vector import DigitBanditVectorEnv
 
 MODES = ("pixels", "perceived", "perceived-label", "symbolic")
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env, data_equivalence
 
-import envs
-from envs.grid_driving import Action, DrivingState, GridDrivingEnv, get_map, optimal_return, value_iteration
-from envs.grid_driving.constants import DIR_VECTORS, NO_SIGN, OBS_MODES, REWARD_TERMS
-from envs.grid_driving.maps import parse_map, procedural_map
+import perceptgym.envs
+from perceptgym.envs.grid_driving import Action, DrivingState, GridDrivingEnv, get_map, optimal_return, value_iteration
+from perceptgym.envs.grid_driving.constants import DIR_VECTORS, NO_SIGN, OBS_MODES, REWARD_TERMS
+from perceptgym.envs.grid_driving.maps import parse_map, procedural_map
 from tests.conftest import StubReader, StubSource
 
 ENV_ID = "perceptgym/GridDriving-v0"
@@ -362,7 +362,7 @@ def test_custom_map_rows():
 
 # ---- registration -------------------------------------------------------------------------------------
 def test_registration_and_time_limit():
-    envs.register_envs()  # a second call is a no-op
+    perceptgym.envs.register_envs()  # a second call is a no-op
     spec = gym.spec(ENV_ID)
     assert spec.max_episode_steps == 200
     json.loads(spec.to_json())  # registered kwargs are JSON-friendly
@@ -378,7 +378,7 @@ def test_registration_and_time_limit():
 
 def test_make_in_a_fresh_subprocess():
     code = (
-        "import gymnasium as gym, sys; env = gym.make('envs:perceptgym/GridDriving-v0'); env.reset(seed=0); "
+        "import gymnasium as gym, sys; env = gym.make('perceptgym:perceptgym/GridDriving-v0'); env.reset(seed=0); "
         "env.step(0); print(type(env.unwrapped).__name__, 'torch' in sys.modules, 'pygame' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -387,7 +387,7 @@ def test_make_in_a_fresh_subprocess():
 
 @pytest.mark.slow
 def test_async_vector_env():
-    venv = gym.make_vec(f"envs:{ENV_ID}", num_envs=2, vectorization_mode="async")
+    venv = gym.make_vec(f"perceptgym:{ENV_ID}", num_envs=2, vectorization_mode="async")
     obs, info = venv.reset(seed=0)
     assert obs.shape == (2,)
     for _ in range(5):
@@ -401,8 +401,8 @@ def test_sb3_subproc_vec_env():
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
-    # SB3 starts workers with forkserver: the "envs:" prefix makes each worker import (and register) envs.
-    venv = make_vec_env(f"envs:{ENV_ID}", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
+    # SB3 starts workers with forkserver: the "perceptgym:" prefix makes each worker import (and register) perceptgym.
+    venv = make_vec_env(f"perceptgym:{ENV_ID}", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
     obs = venv.reset()
     assert obs.shape == (2,)
     obs, _rewards, _dones, infos = venv.step(np.array([0, 1]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.grid_driving import GridDrivingEnv
+from perceptgym.envs.grid_driving import GridDrivingEnv
 from tests.conftest import StubReader, StubSource
 
 pygame = pytest.importorskip("pygame")
@@ -38,7 +38,7 @@ def test_frame_shows_the_scene(seed):
     env = make(render_mode="rgb_array")
     env.reset(seed=seed, options={"start": (1, 2, 1), "phase": 0, "card": 0})
     frame = env.render()
-    from envs.grid_driving.constants import COLOR_EGO
+    from perceptgym.envs.grid_driving.constants import COLOR_EGO
 
     tile = 40
     cell = frame[tile : 2 * tile, 2 * tile : 3 * tile].reshape(-1, 3)

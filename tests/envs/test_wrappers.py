@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from envs.wrappers import ClassifyObservation, EncodeStateObservation
+from perceptgym.envs.wrappers import ClassifyObservation, EncodeStateObservation
 from tests.conftest import StubReader, StubSource
 
 

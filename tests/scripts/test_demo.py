@@ -1,4 +1,4 @@
-"""The main job end to end: ``python -m scripts.demo --quick`` in a fresh subprocess, as CI and users run it."""
+"""The main job end to end: ``python -m perceptgym.demo --quick`` in a fresh subprocess, as CI and users run it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ARTEFACTS = ("report.md", "report.json", "confusion_matrix.png", "learning_curve
 
 
 def test_demo_args_are_validated():
-    from scripts.demo import Args
+    from perceptgym.demo import Args
 
     with pytest.raises(ValueError, match="render"):
         Args(render="window")
@@ -28,13 +28,13 @@ def test_demo_args_are_validated():
 def test_demo_quick_end_to_end(tmp_path):
     out = tmp_path / "report"
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
-    proc = subprocess.run([sys.executable, "-m", "scripts.demo", "--quick", "--out", str(out)], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "perceptgym.demo", "--quick", "--out", str(out)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "done in" in proc.stdout
     for name in ARTEFACTS:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
-    from supervised.perception import SHIPPED
+    from perceptgym.supervised.perception import SHIPPED
 
     if SHIPPED["gan"].is_file():
         assert (out / "gan_samples.png").stat().st_size > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from agents.training import train_run
+from perceptgym.agents.training import train_run
 from tests.scripts.test_train_script import run
 
 
@@ -18,7 +18,7 @@ def taxi_run(tmp_path_factory):
 
 def test_evaluate_prints_mean_std_success_and_writes_gif(taxi_run, tmp_path):
     gif = tmp_path / "taxi.gif"
-    out = run("scripts.evaluate", str(taxi_run), "--episodes", "50", "--video", str(gif))
+    out = run("perceptgym.evaluate", str(taxi_run), "--episodes", "50", "--video", str(gif))
     assert "mean return" in out.stdout and "±" in out.stdout and "success rate" in out.stdout
     with Image.open(gif) as image:
         assert image.n_frames > 1
@@ -26,16 +26,16 @@ def test_evaluate_prints_mean_std_success_and_writes_gif(taxi_run, tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_checkpoint_file_and_mismatch(taxi_run):
-    out = run("scripts.evaluate", str(taxi_run / "checkpoints" / "last.npz"), "--episodes", "3")
+    out = run("perceptgym.evaluate", str(taxi_run / "checkpoints" / "last.npz"), "--episodes", "3")
     assert "mean return" in out.stdout
-    out = run("scripts.evaluate", str(taxi_run), "--env", "FrozenLake-v1", check=False)
+    out = run("perceptgym.evaluate", str(taxi_run), "--env", "FrozenLake-v1", check=False)
     assert out.returncode == 2 and "checkpoint was made for observation_space Discrete(500" in out.stderr
 
 
 @pytest.mark.slow
 def test_watch_records_a_gif_headless(taxi_run, tmp_path):
     gif = tmp_path / "watch.gif"
-    out = run("scripts.watch", str(taxi_run), "--episodes", "2", "--record", str(gif))
+    out = run("perceptgym.watch", str(taxi_run), "--episodes", "2", "--record", str(gif))
     assert "episode 1: return" in out.stdout
     with Image.open(gif) as image:
         assert image.n_frames > 2
@@ -44,12 +44,12 @@ def test_watch_records_a_gif_headless(taxi_run, tmp_path):
 @pytest.mark.slow
 def test_watch_in_a_window(taxi_run):
     pytest.importorskip("pygame")
-    out = run("scripts.watch", str(taxi_run), "--episodes", "1")  # SDL dummy video driver: no real window
+    out = run("perceptgym.watch", str(taxi_run), "--episodes", "1")  # SDL dummy video driver: no real window
     assert "episode 0: return" in out.stdout
 
 
 def test_plot_curves_with_seed_bands(tmp_path):
-    from scripts.plot_curves import main
+    from perceptgym.plot_curves import main
 
     for seed in range(2):
         train_run("FrozenLake-v1", "q_learning", seed=seed, runs_dir=tmp_path / "runs",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from envs.grid_driving import Action, GridDrivingEnv
-from scripts.play import Args, Controller, play
+from perceptgym.envs.grid_driving import Action, GridDrivingEnv
+from perceptgym.play import Args, Controller, play
 from tests.conftest import StubSource
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.run_bandit import Args, agent_configs, run
+from perceptgym.run_bandit import Args, agent_configs, run_bandits
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ def test_tiny_run_writes_regret_plots_and_summary(tmp_path, stub_source, stub_re
         progress=False,
         overrides='{"linucb": {"normalize": false}}',
     )
-    summary = run(args, digit_source=stub_source, reader=stub_reader, run_dir=tmp_path)
+    summary = run_bandits(args, digit_source=stub_source, reader=stub_reader, run_dir=tmp_path)
     regret = np.load(tmp_path / "regret.npz")
     assert regret["linucb"].shape == (2, 120)
     assert set(np.unique(regret["uniform"])) <= {0.0, 1.0}
@@ -43,8 +43,8 @@ def test_tiny_run_writes_regret_plots_and_summary(tmp_path, stub_source, stub_re
 
 def test_same_seed_same_regret(tmp_path, stub_source):
     args = Args(agents=("lin_ts",), rounds=60, seeds=(3,), progress=False)
-    a = run(args, digit_source=stub_source, run_dir=tmp_path / "a")
-    b = run(args, digit_source=stub_source, run_dir=tmp_path / "b")
+    a = run_bandits(args, digit_source=stub_source, run_dir=tmp_path / "a")
+    b = run_bandits(args, digit_source=stub_source, run_dir=tmp_path / "b")
     assert (
         a["agents"]["lin_ts"]["final_cumulative_regret_per_seed"]
         == b["agents"]["lin_ts"]["final_cumulative_regret_per_seed"]
@@ -66,11 +66,11 @@ def test_bad_arguments_raise(kwargs, match):
 
 @pytest.mark.slow
 def test_cli_on_real_mnist(tmp_path):
-    pytest.importorskip("supervised.perception")
+    pytest.importorskip("perceptgym.supervised.perception")
     cmd = [
         sys.executable,
         "-m",
-        "scripts.run_bandit",
+        "perceptgym.run_bandit",
         "--agents",
         "uniform",
         "linucb",

@@ -27,20 +27,20 @@ def run_dir_from(output: str) -> Path:
 
 
 def test_train_tabular_then_extend_with_resume(tmp_path):
-    out = run("scripts.train", "--env", "FrozenLake-v1", "--agent", "q_learning", "--seed", "1",
+    out = run("perceptgym.train", "--env", "FrozenLake-v1", "--agent", "q_learning", "--seed", "1",
               "--set", "n_episodes=40", "eval_episodes=5", "--runs-dir", str(tmp_path), "--no-progress",
               "--no-tensorboard")
     run_dir = run_dir_from(out.stdout)
     assert "trained 40 episodes" in out.stdout and "greedy evaluation: return" in out.stdout
     assert json.loads((run_dir / "config.json").read_text())["seed"] == 1
-    out = run("scripts.train", "--resume", str(run_dir), "--set", "n_episodes=60", "--no-progress",
+    out = run("perceptgym.train", "--resume", str(run_dir), "--set", "n_episodes=60", "--no-progress",
               "--no-tensorboard")
     assert "trained 60 episodes" in out.stdout
 
 
 @pytest.mark.slow
 def test_train_sb3_tiny(tmp_path):
-    out = run("scripts.train", "--env", "CartPole-v1", "--agent", "a2c", "--set", "n_timesteps=200",
+    out = run("perceptgym.train", "--env", "CartPole-v1", "--agent", "a2c", "--set", "n_timesteps=200",
               "n_envs=2", "eval_episodes=2", "--runs-dir", str(tmp_path), "--no-progress")
     run_dir = run_dir_from(out.stdout)
     assert (run_dir / "model.zip").is_file() and (run_dir / "model.json").is_file()
@@ -49,8 +49,8 @@ def test_train_sb3_tiny(tmp_path):
 
 @pytest.mark.slow
 def test_train_user_env_and_user_agent(tmp_path):
-    out = run("scripts.train", "--plugin", "scripts.examples.my_agent", "--agent", "monte_carlo",
-              "--env", "scripts.examples.my_env:CorridorEnv", "--set", "n_episodes=300", "max_episode_steps=100",
+    out = run("perceptgym.train", "--plugin", "perceptgym.examples.my_agent", "--agent", "monte_carlo",
+              "--env", "perceptgym.examples.my_env:CorridorEnv", "--set", "n_episodes=300", "max_episode_steps=100",
               "epsilon=0.2", "eval_episodes=5", "--runs-dir", str(tmp_path), "--no-progress", "--no-tensorboard")
     assert "success rate 1.000" in out.stdout
 
@@ -66,11 +66,11 @@ def test_train_user_env_and_user_agent(tmp_path):
     pytest.param(["--agent", "q_learning"], "give --env and --agent", marks=pytest.mark.slow),
 ])
 def test_train_errors_are_clear(tmp_path, args, message):
-    out = run("scripts.train", *args, "--runs-dir", str(tmp_path), "--no-progress", check=False)
+    out = run("perceptgym.train", *args, "--runs-dir", str(tmp_path), "--no-progress", check=False)
     assert out.returncode == 2 and message in out.stderr, out.stderr
 
 
 @pytest.mark.slow
 def test_list_agents():
-    out = run("scripts.train", "--list-agents")
+    out = run("perceptgym.train", "--list-agents")
     assert {"q_learning", "ppo", "dqn"} <= set(out.stdout.split())

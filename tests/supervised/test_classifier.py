@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from supervised import classifier as C
-from supervised.checkpoint import CheckpointError, save_checkpoint
-from supervised.perception import SHIPPED, DigitReader, MnistSource
+from perceptgym.supervised import classifier as C
+from perceptgym.supervised.checkpoint import CheckpointError, save_checkpoint
+from perceptgym.supervised.perception import SHIPPED, DigitReader, MnistSource
 
 
 @pytest.fixture(scope="module")
 def mnist():
-    from supervised.data import load_mnist
+    from perceptgym.supervised.data import load_mnist
 
     return load_mnist()
 
@@ -171,10 +171,10 @@ def test_shipped_cnn_reaches_99_2_percent_on_the_official_test_set(mnist):
 
 
 def test_evaluate_classifier_script(tmp_path, capsys):
-    from scripts.evaluate_classifier import Args, main
+    from perceptgym.evaluate_classifier import Args, run
 
-    accuracy = main(Args(checkpoint="cnn", png=tmp_path / "c.png"))
+    accuracy = run(Args(checkpoint="cnn", png=tmp_path / "c.png"))
     assert accuracy >= 0.99 and (tmp_path / "c.png").stat().st_size > 0
     assert "accuracy" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="does not exist"):
-        main(Args(checkpoint=str(tmp_path / "missing.pt")))
+        run(Args(checkpoint=str(tmp_path / "missing.pt")))

@@ -10,8 +10,8 @@ import struct
 import numpy as np
 import pytest
 
-from supervised import data as mnist
-from supervised.data import MnistData, MnistDataError
+from perceptgym.supervised import data as mnist
+from perceptgym.supervised.data import MnistData, MnistDataError
 
 OFFICIAL_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 OFFICIAL_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

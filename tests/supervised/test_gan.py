@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from supervised.checkpoint import CheckpointError, save_checkpoint
-from supervised.gan import (
+from perceptgym.supervised.checkpoint import CheckpointError, save_checkpoint
+from perceptgym.supervised.gan import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     Discriminator,
@@ -313,8 +313,8 @@ def test_penalised_training_runs(digits, tmp_path, penalty):
 
 @pytest.mark.slow
 def test_demo_retrain_writes_a_loadable_generator(tmp_path):
-    """`scripts.demo --retrain --quick` path: the shipped recipe, 300 steps, on real MNIST."""
-    from supervised.gan import retrain_for_demo
+    """`perceptgym.demo --retrain --quick` path: the shipped recipe, 300 steps, on real MNIST."""
+    from perceptgym.supervised.gan import retrain_for_demo
 
     threads = torch.get_num_threads()
     path = retrain_for_demo(tmp_path / "gan.pt", seed=1, quick=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from supervised.classifier import ClassifierConfig, DigitClassifier, LoadedClassifier, preprocess_for
-from supervised.gan_scores import (
+from perceptgym.supervised.classifier import ClassifierConfig, DigitClassifier, LoadedClassifier, preprocess_for
+from perceptgym.supervised.gan_scores import (
     FeatureStats,
     GanScores,
     classifier_outputs,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from envs.digits import DigitSource
-from supervised.gan import GanConfig, GanSource, Generator, recalibrate_batchnorm, save_generator
-from supervised.perception import SHIPPED, make_source
+from perceptgym.envs.digits import DigitSource
+from perceptgym.supervised.gan import GanConfig, GanSource, Generator, recalibrate_batchnorm, save_generator
+from perceptgym.supervised.perception import SHIPPED, make_source
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_make_source_resolves_gan_paths(tiny_checkpoint):
 
 @pytest.mark.slow
 def test_shipped_generator_writes_digits_the_shipped_classifier_reads():
-    from supervised.perception import load_reader
+    from perceptgym.supervised.perception import load_reader
 
     source = make_source("gan")
     assert source.path == SHIPPED["gan"]
