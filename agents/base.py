@@ -51,8 +51,9 @@ class Agent(Protocol):
         ...
 
     @classmethod
-    def load(cls, path: str | Path, observation_space: gym.Space | None = None,
-             action_space: gym.Space | None = None) -> Agent:
+    def load(
+        cls, path: str | Path, observation_space: gym.Space | None = None, action_space: gym.Space | None = None
+    ) -> Agent:
         """Reads a checkpoint; refuses one made for other spaces than those given, with a clear message."""
         ...
 
@@ -61,17 +62,14 @@ class Agent(Protocol):
 class Learner(Agent, Protocol):
     """An agent that trains itself on an env."""
 
-    def learn(self, env: gym.Env, total_timesteps: int, *, seed: int | None = None,
-              callback: Any = None) -> Any:
-        ...
+    def learn(self, env: gym.Env, total_timesteps: int, *, seed: int | None = None, callback: Any = None) -> Any: ...
 
 
 @runtime_checkable
 class StepLearner(Agent, Protocol):
     """An agent that learns one transition at a time (tabular and bandit agents)."""
 
-    def update(self, t: Transition) -> None:
-        ...
+    def update(self, t: Transition) -> None: ...
 
 
 class SpaceMismatchError(ValueError):
@@ -82,14 +80,14 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, of another format, or from a newer version of perceptgym."""
 
 
-def check_spaces(saved: dict[str, str], observation_space: gym.Space | None, action_space: gym.Space | None,
-                 path: str | Path) -> None:
+def check_spaces(
+    saved: dict[str, str], observation_space: gym.Space | None, action_space: gym.Space | None, path: str | Path
+) -> None:
     """Compares the space descriptions stored in a checkpoint with the spaces at hand."""
     for name, space in (("observation_space", observation_space), ("action_space", action_space)):
         if space is not None and saved.get(name) != describe_space(space):
             raise SpaceMismatchError(
-                f"{path}: checkpoint was made for {name} {saved.get(name)}, "
-                f"but the env has {describe_space(space)}"
+                f"{path}: checkpoint was made for {name} {saved.get(name)}, but the env has {describe_space(space)}"
             )
 
 

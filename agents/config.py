@@ -25,14 +25,13 @@ def config_from_dict(config_class: type[C], values: Mapping[str, Any] | C | None
     valid = [f.name for f in fields(config_class)]  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(valid))
     if unknown:
-        raise ValueError(
-            f"unknown {config_class.__name__} setting(s) {unknown}; valid settings: {sorted(valid)}"
-        )
+        raise ValueError(f"unknown {config_class.__name__} setting(s) {unknown}; valid settings: {sorted(valid)}")
     return config_class(**values)
 
 
-def check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False,
-                high_open: bool = False) -> None:
+def check_range(
+    name: str, value: float, low: float, high: float, *, low_open: bool = False, high_open: bool = False
+) -> None:
     """Raises ValueError unless ``low <= value <= high`` (with open ends where asked)."""
     ok_low = value > low if low_open else value >= low
     ok_high = value < high if high_open else value <= high

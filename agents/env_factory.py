@@ -31,8 +31,8 @@ def _import(target: str, what: str) -> Any:
 def user_env_class(env_id: str) -> type[gym.Env] | None:
     """The class named by ``"package.module:Class"``, or None when ``env_id`` is a Gymnasium id.
 
-    Gymnasium ids may also contain ``":"`` (``"perceptgym:perceptgym/GridDriving-v0"`` imports ``perceptgym`` first); they
-    are told apart by the part after the colon, which for a class is a Python identifier.
+    Gymnasium ids may also contain ``":"`` (``"perceptgym:perceptgym/GridDriving-v0"`` imports ``perceptgym``
+    first); they are told apart by the part after the colon, which for a class is a Python identifier.
     """
     module, sep, attr = env_id.partition(":")
     if not sep or not attr.isidentifier() or not module:
@@ -43,8 +43,13 @@ def user_env_class(env_id: str) -> type[gym.Env] | None:
     return cls
 
 
-def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, *, render_mode: str | None = None,
-             max_episode_steps: int | None = None) -> gym.Env:
+def make_env(
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None = None,
+    *,
+    render_mode: str | None = None,
+    max_episode_steps: int | None = None,
+) -> gym.Env:
     """Makes one env; ``perceptgym/...`` ids import :mod:`perceptgym.envs` (which registers them) first."""
     kwargs = dict(env_kwargs or {})
     if render_mode is not None:
@@ -72,25 +77,26 @@ def apply_wrappers(env: gym.Env, wrappers: Sequence[str | Mapping[str, Mapping[s
             target, kwargs = next(iter(entry.items()))
             kwargs = dict(kwargs or {})
         else:
-            raise ValueError(
-                f"env wrapper {entry!r}: use 'module:Wrapper' or {{'module:Wrapper': {{kwargs}}}}"
-            )
+            raise ValueError(f"env wrapper {entry!r}: use 'module:Wrapper' or {{'module:Wrapper': {{kwargs}}}}")
         env = _import(target, "env wrapper")(env, **kwargs)
     return env
 
 
-def build_env(env_id: str, settings: Mapping[str, Any] | None = None, *, tabular: bool = False,
-              render_mode: str | None = None) -> gym.Env:
+def build_env(
+    env_id: str, settings: Mapping[str, Any] | None = None, *, tabular: bool = False, render_mode: str | None = None
+) -> gym.Env:
     """The env of a run: :func:`make_env`, then ``env_wrappers``, then (tabular) discrete observations.
 
     ``settings`` are a run's env keys: ``env_kwargs``, ``max_episode_steps``, ``env_wrappers``, and for
     tabular agents ``obs_bins``, ``obs_low``, ``obs_high``.
     """
     settings = settings or {}
-    env = make_env(env_id, settings.get("env_kwargs"), render_mode=render_mode,
-                   max_episode_steps=settings.get("max_episode_steps"))
+    env = make_env(
+        env_id, settings.get("env_kwargs"), render_mode=render_mode, max_episode_steps=settings.get("max_episode_steps")
+    )
     env = apply_wrappers(env, settings.get("env_wrappers"))
     if tabular:
-        env = make_tabular_env(env, bins=settings.get("obs_bins"), low=settings.get("obs_low"),
-                               high=settings.get("obs_high"))
+        env = make_tabular_env(
+            env, bins=settings.get("obs_bins"), low=settings.get("obs_low"), high=settings.get("obs_high")
+        )
     return env

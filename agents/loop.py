@@ -48,8 +48,9 @@ def is_success(info: dict, reward: float, terminated: bool) -> bool:
     return bool(terminated and reward > 0)
 
 
-def run_episode(env: gym.Env, agent: Agent, *, learn: bool = False, seed: int | None = None,
-                max_steps: int | None = None) -> tuple[float, int, bool, bool]:
+def run_episode(
+    env: gym.Env, agent: Agent, *, learn: bool = False, seed: int | None = None, max_steps: int | None = None
+) -> tuple[float, int, bool, bool]:
     """Plays one episode; learns from every step when ``learn`` (ε-greedy), else acts greedily.
 
     Args:
@@ -92,9 +93,16 @@ def run_episode(env: gym.Env, agent: Agent, *, learn: bool = False, seed: int | 
         obs, action = next_obs, next_action
 
 
-def train(env: gym.Env, agent: Agent, *, n_episodes: int | None = None, total_timesteps: int | None = None,
-          seed: int | None = None, callback: EpisodeCallback | None = None,
-          start_step: int = 0) -> list[Episode]:
+def train(
+    env: gym.Env,
+    agent: Agent,
+    *,
+    n_episodes: int | None = None,
+    total_timesteps: int | None = None,
+    seed: int | None = None,
+    callback: EpisodeCallback | None = None,
+    start_step: int = 0,
+) -> list[Episode]:
     """Trains a step learner for ``n_episodes`` episodes and/or ``total_timesteps`` env steps.
 
     Training stops at whichever limit comes first; a step limit can cut the last episode short (counted as
@@ -113,11 +121,11 @@ def train(env: gym.Env, agent: Agent, *, n_episodes: int | None = None, total_ti
     global_step = start_step
     history: list[Episode] = []
     index = first
-    while ((n_episodes is None or index < n_episodes)
-           and (total_timesteps is None or global_step < total_timesteps)):
+    while (n_episodes is None or index < n_episodes) and (total_timesteps is None or global_step < total_timesteps):
         budget = None if total_timesteps is None else total_timesteps - global_step
         ep_return, length, terminated, success = run_episode(
-            env, agent, learn=True, seed=seed if index == first else None, max_steps=budget)
+            env, agent, learn=True, seed=seed if index == first else None, max_steps=budget
+        )
         global_step += length
         if end_episode is not None:
             end_episode()
@@ -140,12 +148,15 @@ class EvalResult:
     returns: np.ndarray
 
     def __str__(self) -> str:
-        return (f"return {self.mean_return:.3f} ± {self.std_return:.3f} over {self.returns.size} episodes, "
-                f"success rate {self.success_rate:.3f}, mean length {self.mean_length:.1f}")
+        return (
+            f"return {self.mean_return:.3f} ± {self.std_return:.3f} over {self.returns.size} episodes, "
+            f"success rate {self.success_rate:.3f}, mean length {self.mean_length:.1f}"
+        )
 
 
-def evaluate(agent: Agent, env: gym.Env, n_episodes: int, seed: int | None = None,
-             max_steps: int | None = None) -> EvalResult:
+def evaluate(
+    agent: Agent, env: gym.Env, n_episodes: int, seed: int | None = None, max_steps: int | None = None
+) -> EvalResult:
     """Runs the greedy policy (``act(explore=False)``) for ``n_episodes``; works for any agent.
 
     ``seed`` seeds the first reset only, so the episodes differ but the whole evaluation is reproducible.
@@ -153,8 +164,15 @@ def evaluate(agent: Agent, env: gym.Env, n_episodes: int, seed: int | None = Non
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes={n_episodes} must be >= 1")
-    results = [run_episode(env, agent, learn=False, seed=seed if i == 0 else None, max_steps=max_steps)
-               for i in range(n_episodes)]
+    results = [
+        run_episode(env, agent, learn=False, seed=seed if i == 0 else None, max_steps=max_steps)
+        for i in range(n_episodes)
+    ]
     returns = np.array([r[0] for r in results], dtype=np.float64)
-    return EvalResult(float(returns.mean()), float(returns.std()), float(np.mean([r[3] for r in results])),
-                      float(np.mean([r[1] for r in results])), returns)
+    return EvalResult(
+        float(returns.mean()),
+        float(returns.std()),
+        float(np.mean([r[3] for r in results])),
+        float(np.mean([r[1] for r in results])),
+        returns,
+    )

@@ -46,8 +46,13 @@ def _find_config(checkpoint: Path) -> Path | None:
     return None
 
 
-def load_run(path: str | Path, *, env_id: str | None = None, env_kwargs: Mapping[str, Any] | None = None,
-             render_mode: str | None = None) -> LoadedRun:
+def load_run(
+    path: str | Path,
+    *,
+    env_id: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    render_mode: str | None = None,
+) -> LoadedRun:
     """The agent of a run directory (or checkpoint file) and a fresh env for it.
 
     Args:
@@ -73,8 +78,9 @@ def load_run(path: str | Path, *, env_id: str | None = None, env_kwargs: Mapping
     return LoadedRun(agent, env, env_id, checkpoint, settings)
 
 
-def record_episode(env: gym.Env, agent: Agent, *, seed: int | None = None,
-                   max_steps: int = 10_000) -> tuple[list[np.ndarray], float]:
+def record_episode(
+    env: gym.Env, agent: Agent, *, seed: int | None = None, max_steps: int = 10_000
+) -> tuple[list[np.ndarray], float]:
     """Frames (``env.render()`` in ``rgb_array`` mode) and return of one greedy episode."""
     if env.render_mode != "rgb_array":
         raise ValueError(f"recording needs render_mode='rgb_array', the env has {env.render_mode!r}")

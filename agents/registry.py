@@ -58,8 +58,15 @@ def _resolve(obj: type | str) -> type:
     return getattr(importlib.import_module(module), attr)
 
 
-def register_agent(name: str, agent_class: type | str, config_class: type | str, *, kind: str,
-                   factory: Callable[..., Agent] | None = None, overwrite: bool = False) -> None:
+def register_agent(
+    name: str,
+    agent_class: type | str,
+    config_class: type | str,
+    *,
+    kind: str,
+    factory: Callable[..., Agent] | None = None,
+    overwrite: bool = False,
+) -> None:
     """Adds an agent under ``name``; registering a taken name raises unless ``overwrite``.
 
     Registering a class of the same name again replaces the entry (a module imported twice, e.g. once as
@@ -88,8 +95,7 @@ def _load_plugins() -> None:
                     register_agent(name, agent_class, config_class, kind=kind)
         except Exception as e:  # a broken plug-in must not take the other agents down
             if not (isinstance(e, ModuleNotFoundError) and e.name == package):
-                warnings.warn(f"{package} could not be imported ({e!r}); its agents are unavailable",
-                              stacklevel=3)
+                warnings.warn(f"{package} could not be imported ({e!r}); its agents are unavailable", stacklevel=3)
 
 
 def agent_names(kind: str | None = None) -> list[str]:
@@ -112,8 +118,13 @@ def make_config(name: str, config: Mapping[str, Any] | Any | None = None) -> Any
     return config_from_dict(agent_entry(name).resolve_config_class(), config)
 
 
-def make_agent(name: str, observation_space: gym.Space, action_space: gym.Space,
-               config: Mapping[str, Any] | Any | None = None, seed: int | None = None) -> Agent:
+def make_agent(
+    name: str,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    config: Mapping[str, Any] | Any | None = None,
+    seed: int | None = None,
+) -> Agent:
     """Builds agent ``name`` for these spaces from a config (dict, config object or None for defaults)."""
     entry = agent_entry(name)
     cfg = make_config(name, config)
@@ -143,21 +154,34 @@ def checkpoint_agent_name(path: str | Path) -> str:
         ) from e
 
 
-def load_agent(path: str | Path, observation_space: gym.Space | None = None,
-               action_space: gym.Space | None = None) -> Agent:
+def load_agent(
+    path: str | Path, observation_space: gym.Space | None = None, action_space: gym.Space | None = None
+) -> Agent:
     """Loads any registered agent's checkpoint, refusing one made for other spaces."""
     cls = agent_entry(checkpoint_agent_name(path)).resolve_class()
     return cls.load(path, observation_space, action_space)
 
 
-def _sb3_factory(cls: type, observation_space: gym.Space, action_space: gym.Space, config: Any,
-                 seed: int | None) -> Agent:
+def _sb3_factory(
+    cls: type, observation_space: gym.Space, action_space: gym.Space, config: Any, seed: int | None
+) -> Agent:
     return cls(observation_space, action_space, config, seed=seed)
 
 
-for _name, _cls in (("q_learning", "QLearningAgent"), ("sarsa", "SarsaAgent"),
-                    ("expected_sarsa", "ExpectedSarsaAgent"), ("double_q", "DoubleQLearningAgent")):
-    register_agent(_name, f"perceptgym.agents.tabular:{_cls}", "perceptgym.agents.tabular:TabularConfig", kind="tabular")
+for _name, _cls in (
+    ("q_learning", "QLearningAgent"),
+    ("sarsa", "SarsaAgent"),
+    ("expected_sarsa", "ExpectedSarsaAgent"),
+    ("double_q", "DoubleQLearningAgent"),
+):
+    register_agent(
+        _name, f"perceptgym.agents.tabular:{_cls}", "perceptgym.agents.tabular:TabularConfig", kind="tabular"
+    )
 for _name, _config in (("dqn", "DQNConfig"), ("ppo", "PPOConfig"), ("a2c", "A2CConfig")):
-    register_agent(_name, f"perceptgym.agents.sb3:{_config.removesuffix('Config')}Agent", f"perceptgym.agents.sb3:{_config}",
-                   kind="sb3", factory=_sb3_factory)
+    register_agent(
+        _name,
+        f"perceptgym.agents.sb3:{_config.removesuffix('Config')}Agent",
+        f"perceptgym.agents.sb3:{_config}",
+        kind="sb3",
+        factory=_sb3_factory,
+    )

@@ -262,8 +262,16 @@ class EpisodeCallback_(BaseCallback):
                 ep = info["episode"]
                 terminated = not info.get("TimeLimit.truncated", False)
                 self.episode += 1  # first, so an exception from the callback leaves a consistent count
-                self.on_episode(Episode(self.episode - 1, int(self.num_timesteps), float(ep["r"]),
-                                        int(ep["l"]), terminated, is_success(info, 0.0, False)))
+                self.on_episode(
+                    Episode(
+                        self.episode - 1,
+                        int(self.num_timesteps),
+                        float(ep["r"]),
+                        int(ep["l"]),
+                        terminated,
+                        is_success(info, 0.0, False),
+                    )
+                )
         return True
 
 
@@ -290,8 +298,13 @@ class SB3Agent:
     algo_class: ClassVar[type[BaseAlgorithm]]
     config_class: ClassVar[type[SB3Config]] = SB3Config
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space,
-                 config: SB3Config | dict | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        config: SB3Config | dict | None = None,
+        seed: int | None = None,
+    ):
         self.observation_space, self.action_space = observation_space, action_space
         self.config = config_from_dict(self.config_class, config)
         self.seed = seed
@@ -299,9 +312,15 @@ class SB3Agent:
         torch.set_num_threads(self.config.torch_threads)
         placeholder = DummyVecEnv([lambda: _SpacesEnv(observation_space, action_space)] * self.config.n_envs)
         policy, policy_kwargs = self._policy()
-        self.model = self.algo_class(policy, placeholder, seed=seed, device=self.config.device,
-                                     verbose=self.config.verbose, policy_kwargs=policy_kwargs,
-                                     **self.config.algo_kwargs())
+        self.model = self.algo_class(
+            policy,
+            placeholder,
+            seed=seed,
+            device=self.config.device,
+            verbose=self.config.verbose,
+            policy_kwargs=policy_kwargs,
+            **self.config.algo_kwargs(),
+        )
 
     def _policy(self) -> tuple[str, dict[str, Any]]:
         space, cfg = self.observation_space, self.config
@@ -311,12 +330,15 @@ class SB3Agent:
         small = cfg.features_extractor == "small_cnn" or cfg.features_extractor == "auto"
         if isinstance(space, gym.spaces.Dict):
             if small and any(is_image_like(s) for s in space.spaces.values()):
-                kwargs.update(features_extractor_class=SmallCombinedExtractor,
-                              features_extractor_kwargs={"cnn_output_dim": cfg.features_dim})
+                kwargs.update(
+                    features_extractor_class=SmallCombinedExtractor,
+                    features_extractor_kwargs={"cnn_output_dim": cfg.features_dim},
+                )
             return "MultiInputPolicy", kwargs
         if small and is_image_like(space):
-            kwargs.update(features_extractor_class=SmallCnn,
-                          features_extractor_kwargs={"features_dim": cfg.features_dim})
+            kwargs.update(
+                features_extractor_class=SmallCnn, features_extractor_kwargs={"features_dim": cfg.features_dim}
+            )
             return "CnnPolicy", kwargs
         if cfg.features_extractor == "small_cnn":
             raise ValueError(f"features_extractor='small_cnn' needs an image observation space, got {space}")
@@ -338,8 +360,7 @@ class SB3Agent:
         return np.asarray(action)
 
     # ---- learning ----------------------------------------------------------------------------------------
-    def make_vec_env(self, env: gym.Env | VecEnv | Callable[[], gym.Env] | str,
-                     seed: int | None = None) -> VecEnv:
+    def make_vec_env(self, env: gym.Env | VecEnv | Callable[[], gym.Env] | str, seed: int | None = None) -> VecEnv:
         """The VecEnv SB3 trains on: a VecEnv as is, a factory or id ×``n_envs``, or one env (n_envs=1)."""
         n_envs = self.config.n_envs
         if isinstance(env, VecEnv):
@@ -347,8 +368,7 @@ class SB3Agent:
         elif isinstance(env, gym.Env):
             if n_envs != 1:
                 raise ValueError(
-                    f"{self.name} trains on n_envs={n_envs} envs: pass an env id, a factory or a VecEnv, "
-                    "not one env"
+                    f"{self.name} trains on n_envs={n_envs} envs: pass an env id, a factory or a VecEnv, not one env"
                 )
             vec = DummyVecEnv([lambda: Monitor(env)])
         else:
@@ -357,8 +377,16 @@ class SB3Agent:
             vec.seed(seed)
         return vec
 
-    def learn(self, env: Any, total_timesteps: int, *, seed: int | None = None, callback: Any = None,
-              reset_num_timesteps: bool = True, progress_bar: bool = False) -> SB3Agent:
+    def learn(
+        self,
+        env: Any,
+        total_timesteps: int,
+        *,
+        seed: int | None = None,
+        callback: Any = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SB3Agent:
         """Trains on ``env`` (see :meth:`make_vec_env`) for ``total_timesteps`` more env steps.
 
         ``callback`` is an SB3 callback or a perceptgym episode callback (``callback(Episode)``).
@@ -368,8 +396,9 @@ class SB3Agent:
             self.model.set_env(self.make_vec_env(env, seed if seed is not None else self.seed), force_reset=True)
         if callback is not None and not isinstance(callback, BaseCallback):
             callback = EpisodeCallback_(callback)
-        self.model.learn(total_timesteps, callback=callback, reset_num_timesteps=reset_num_timesteps,
-                         progress_bar=progress_bar)
+        self.model.learn(
+            total_timesteps, callback=callback, reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar
+        )
         return self
 
     @property
@@ -381,11 +410,17 @@ class SB3Agent:
         """Writes ``path`` (.zip, SB3's format) and a .json sidecar (ours); DQN may add its replay buffer."""
         path = checkpoint_file(path, ".zip")
         self.model.save(path)
-        meta = {"format": FORMAT, "version": FORMAT_VERSION, "agent": self.name,
-                "config": asdict(self.config),
-                "observation_space": describe_space(self.observation_space),
-                "action_space": describe_space(self.action_space), "seed": self.seed,
-                "num_timesteps": self.num_timesteps, "rng_state": self.rng.bit_generator.state}
+        meta = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "agent": self.name,
+            "config": asdict(self.config),
+            "observation_space": describe_space(self.observation_space),
+            "action_space": describe_space(self.action_space),
+            "seed": self.seed,
+            "num_timesteps": self.num_timesteps,
+            "rng_state": self.rng.bit_generator.state,
+        }
         if replay_buffer and hasattr(self.model, "replay_buffer") and self.model.replay_buffer is not None:
             self.model.save_replay_buffer(path.with_suffix(".replay.pkl"))
             meta["replay_buffer"] = path.with_suffix(".replay.pkl").name
@@ -393,8 +428,9 @@ class SB3Agent:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, observation_space: gym.Space | None = None,
-             action_space: gym.Space | None = None) -> SB3Agent:
+    def load(
+        cls, path: str | Path, observation_space: gym.Space | None = None, action_space: gym.Space | None = None
+    ) -> SB3Agent:
         """Reads a checkpoint written by :meth:`save`; refuses other spaces, formats and newer versions."""
         path = Path(path)
         if path.suffix != ".zip":
@@ -410,12 +446,16 @@ class SB3Agent:
             got = meta.get("format") if isinstance(meta, dict) else meta
             raise CheckpointError(f"{sidecar}: format {got!r}, expected {FORMAT!r}")
         if not isinstance(meta.get("version"), int) or meta["version"] > FORMAT_VERSION:
-            raise CheckpointError(f"{sidecar}: format version {meta.get('version')!r} is newer than this "
-                                  f"perceptgym reads ({FORMAT_VERSION}); upgrade perceptgym")
+            raise CheckpointError(
+                f"{sidecar}: format version {meta.get('version')!r} is newer than this "
+                f"perceptgym reads ({FORMAT_VERSION}); upgrade perceptgym"
+            )
         agent_cls = SB3_AGENTS.get(meta.get("agent"))
         if agent_cls is None or (cls is not SB3Agent and agent_cls is not cls):
-            raise CheckpointError(f"{sidecar}: checkpoint holds agent {meta.get('agent')!r}, expected "
-                                  f"{cls.name if cls is not SB3Agent else sorted(SB3_AGENTS)}")
+            raise CheckpointError(
+                f"{sidecar}: checkpoint holds agent {meta.get('agent')!r}, expected "
+                f"{cls.name if cls is not SB3Agent else sorted(SB3_AGENTS)}"
+            )
         check_spaces(meta, observation_space, action_space, path)
         agent = agent_cls.__new__(agent_cls)
         agent.config = config_from_dict(agent_cls.config_class, meta["config"])

@@ -26,8 +26,10 @@ def _radices(space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
         nvec = np.asarray(space.nvec).ravel()
         return nvec.astype(np.int64), np.asarray(space.start).ravel().astype(np.int64)
     if isinstance(space, gym.spaces.Tuple) and all(isinstance(s, gym.spaces.Discrete) for s in space.spaces):
-        return (np.array([int(s.n) for s in space.spaces], dtype=np.int64),
-                np.array([int(s.start) for s in space.spaces], dtype=np.int64))
+        return (
+            np.array([int(s.n) for s in space.spaces], dtype=np.int64),
+            np.array([int(s.start) for s in space.spaces], dtype=np.int64),
+        )
     raise TypeError(f"EncodeDiscreteObservation needs MultiDiscrete or Tuple(Discrete, ...), got {space}")
 
 
@@ -49,9 +51,7 @@ class EncodeDiscreteObservation(gym.ObservationWrapper, gym.utils.RecordConstruc
         self.radices, self.starts = _radices(env.observation_space)
         n = int(np.prod(self.radices))
         if n > MAX_TABULAR_STATES:
-            raise ValueError(
-                f"encoding {env.observation_space} gives {n} states, more than {MAX_TABULAR_STATES}"
-            )
+            raise ValueError(f"encoding {env.observation_space} gives {n} states, more than {MAX_TABULAR_STATES}")
         self.observation_space = gym.spaces.Discrete(n)
 
     def observation(self, observation: Any) -> int:
@@ -63,8 +63,12 @@ class EncodeDiscreteObservation(gym.ObservationWrapper, gym.utils.RecordConstruc
         return np.asarray(np.unravel_index(int(index), tuple(self.radices)), dtype=np.int64) + self.starts
 
 
-def discretize_box(env: gym.Env, bins: int | Sequence[int], low: float | Sequence[float] | None = None,
-                   high: float | Sequence[float] | None = None) -> gym.Env:
+def discretize_box(
+    env: gym.Env,
+    bins: int | Sequence[int],
+    low: float | Sequence[float] | None = None,
+    high: float | Sequence[float] | None = None,
+) -> gym.Env:
     """Discretises a ``Box`` observation into ``Discrete(prod(bins))`` uniform cells.
 
     Args:
@@ -78,8 +82,7 @@ def discretize_box(env: gym.Env, bins: int | Sequence[int], low: float | Sequenc
     if low is not None or high is not None:
         low_arr = np.broadcast_to(np.asarray(space.low if low is None else low, space.dtype), space.shape)
         high_arr = np.broadcast_to(np.asarray(space.high if high is None else high, space.dtype), space.shape)
-        clipped = gym.spaces.Box(np.maximum(low_arr, space.low), np.minimum(high_arr, space.high),
-                                 dtype=space.dtype)
+        clipped = gym.spaces.Box(np.maximum(low_arr, space.low), np.minimum(high_arr, space.high), dtype=space.dtype)
         env = TransformObservation(env, partial(np.clip, a_min=clipped.low, a_max=clipped.high), clipped)
     elif not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
         raise ValueError(
@@ -87,15 +90,17 @@ def discretize_box(env: gym.Env, bins: int | Sequence[int], low: float | Sequenc
         )
     n_cells = np.prod(np.broadcast_to(np.asarray(bins), (int(np.prod(space.shape)),)))
     if n_cells > MAX_TABULAR_STATES:
-        raise ValueError(
-            f"bins={bins} over {space.shape} give {n_cells} states, more than {MAX_TABULAR_STATES}"
-        )
+        raise ValueError(f"bins={bins} over {space.shape} give {n_cells} states, more than {MAX_TABULAR_STATES}")
     return DiscretizeObservation(env, bins=bins if isinstance(bins, int) else tuple(int(b) for b in bins))
 
 
-def make_tabular_env(env: gym.Env, *, bins: int | Sequence[int] | None = None,
-                     low: float | Sequence[float] | None = None,
-                     high: float | Sequence[float] | None = None) -> gym.Env:
+def make_tabular_env(
+    env: gym.Env,
+    *,
+    bins: int | Sequence[int] | None = None,
+    low: float | Sequence[float] | None = None,
+    high: float | Sequence[float] | None = None,
+) -> gym.Env:
     """Wraps ``env`` so that its observation space is ``Discrete`` (unchanged when it already is)."""
     space = env.observation_space
     if isinstance(space, gym.spaces.Discrete):
@@ -104,10 +109,6 @@ def make_tabular_env(env: gym.Env, *, bins: int | Sequence[int] | None = None,
         return EncodeDiscreteObservation(env)
     if isinstance(space, gym.spaces.Box):
         if bins is None:
-            raise ValueError(
-                f"{space} must be discretised for a tabular agent: set obs_bins (cells per dimension)"
-            )
+            raise ValueError(f"{space} must be discretised for a tabular agent: set obs_bins (cells per dimension)")
         return discretize_box(env, bins, low, high)
-    raise TypeError(
-        f"tabular agents need Discrete, Tuple(Discrete...), MultiDiscrete or Box observations, got {space}"
-    )
+    raise TypeError(f"tabular agents need Discrete, Tuple(Discrete...), MultiDiscrete or Box observations, got {space}")

@@ -97,8 +97,17 @@ class RunLogger:
 
     FIELDS = ("episode", "global_step", "return", "length", "success")
 
-    def __init__(self, run_dir: Path, *, total: int, unit: str, initial: int, progress: bool,
-                 tensorboard: bool, agent: Any = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        total: int,
+        unit: str,
+        initial: int,
+        progress: bool,
+        tensorboard: bool,
+        agent: Any = None,
+    ):
         path = run_dir / "progress.csv"
         new = not path.exists()
         self._file = path.open("a", newline="")
@@ -154,8 +163,12 @@ def _versions() -> dict[str, str]:
         sb3 = version("stable-baselines3")
     except PackageNotFoundError:
         sb3 = "not installed"
-    return {"python": platform.python_version(), "gymnasium": gym.__version__, "numpy": np.__version__,
-            "stable_baselines3": sb3}
+    return {
+        "python": platform.python_version(),
+        "gymnasium": gym.__version__,
+        "numpy": np.__version__,
+        "stable_baselines3": sb3,
+    }
 
 
 def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
@@ -164,11 +177,20 @@ def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
     tmp.replace(run_dir / "checkpoints" / "state.json")
 
 
-def train_run(env_id: str | None = None, agent: str | None = None, *, seed: int = 0,
-              overrides: Mapping[str, Any] | None = None, runs_dir: str | Path = "runs",
-              resume: str | Path | None = None, progress: bool = True, tensorboard: bool = True,
-              on_episode: Callable[[Episode], Any] | None = None,
-              hyperparams_dir: str | Path = HYPERPARAMS_DIR, plugins: Sequence[str] = ()) -> RunResult:
+def train_run(
+    env_id: str | None = None,
+    agent: str | None = None,
+    *,
+    seed: int = 0,
+    overrides: Mapping[str, Any] | None = None,
+    runs_dir: str | Path = "runs",
+    resume: str | Path | None = None,
+    progress: bool = True,
+    tensorboard: bool = True,
+    on_episode: Callable[[Episode], Any] | None = None,
+    hyperparams_dir: str | Path = HYPERPARAMS_DIR,
+    plugins: Sequence[str] = (),
+) -> RunResult:
     """Trains ``agent`` on ``env_id`` in a new run directory, or continues the run in ``resume``.
 
     Args:
@@ -200,18 +222,29 @@ def train_run(env_id: str | None = None, agent: str | None = None, *, seed: int 
         run_dir = Path(runs_dir) / _run_name(env_id, agent, seed)
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=False)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps({
-        "env_id": env_id, "agent": agent, "seed": seed, "kind": entry.kind, "hyperparams": hyperparams,
-        "run_settings": run, "agent_config": asdict(config), "versions": _versions(), "argv": sys.argv,
-        "plugins": list(plugins),
-    }, indent=2, default=str))
+    (run_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "env_id": env_id,
+                "agent": agent,
+                "seed": seed,
+                "kind": entry.kind,
+                "hyperparams": hyperparams,
+                "run_settings": run,
+                "agent_config": asdict(config),
+                "versions": _versions(),
+                "argv": sys.argv,
+                "plugins": list(plugins),
+            },
+            indent=2,
+            default=str,
+        )
+    )
     runner = _train_sb3 if entry.kind == "sb3" else _train_steps
-    return runner(env_id, agent, entry.kind, seed, run, config, run_dir, state, progress, tensorboard,
-                  on_episode)
+    return runner(env_id, agent, entry.kind, seed, run, config, run_dir, state, progress, tensorboard, on_episode)
 
 
-def _logger_callback(logger: RunLogger,
-                     on_episode: Callable[[Episode], Any] | None) -> Callable[[Episode], Any]:
+def _logger_callback(logger: RunLogger, on_episode: Callable[[Episode], Any] | None) -> Callable[[Episode], Any]:
     def callback(ep: Episode) -> None:
         logger(ep)
         if on_episode is not None:
@@ -220,8 +253,7 @@ def _logger_callback(logger: RunLogger,
     return callback
 
 
-def _finish(run_dir: Path, agent: Any, env_id: str, run: dict, kind: str,
-            eval_seed: int) -> EvalResult | None:
+def _finish(run_dir: Path, agent: Any, env_id: str, run: dict, kind: str, eval_seed: int) -> EvalResult | None:
     agent.save(run_dir / "model")
     n = int(run.get("eval_episodes", DEFAULT_EVAL_EPISODES))
     if n <= 0:
@@ -230,15 +262,34 @@ def _finish(run_dir: Path, agent: Any, env_id: str, run: dict, kind: str,
     # a greedy policy can loop forever in an env without a time limit (CliffWalking): cap the episodes
     result = evaluate(agent, env, n, seed=eval_seed, max_steps=int(run.get("max_episode_steps") or 10_000))
     env.close()
-    (run_dir / "eval.json").write_text(json.dumps(
-        {"mean_return": result.mean_return, "std_return": result.std_return,
-         "success_rate": result.success_rate, "mean_length": result.mean_length, "n_episodes": n}, indent=2))
+    (run_dir / "eval.json").write_text(
+        json.dumps(
+            {
+                "mean_return": result.mean_return,
+                "std_return": result.std_return,
+                "success_rate": result.success_rate,
+                "mean_length": result.mean_length,
+                "n_episodes": n,
+            },
+            indent=2,
+        )
+    )
     return result
 
 
-def _train_steps(env_id: str, name: str, kind: str, seed: int, run: dict, config: Any, run_dir: Path,
-                 state: dict | None, progress: bool, tensorboard: bool,
-                 on_episode: Callable[[Episode], Any] | None) -> RunResult:
+def _train_steps(
+    env_id: str,
+    name: str,
+    kind: str,
+    seed: int,
+    run: dict,
+    config: Any,
+    run_dir: Path,
+    state: dict | None,
+    progress: bool,
+    tensorboard: bool,
+    on_episode: Callable[[Episode], Any] | None,
+) -> RunResult:
     """Tabular and bandit agents: :func:`perceptgym.agents.loop.train`, one episode at a time."""
     agent_seed, env_seed, eval_seed = _seeds(seed)
     n_episodes, n_timesteps = run.get("n_episodes"), run.get("n_timesteps")
@@ -249,24 +300,36 @@ def _train_steps(env_id: str, name: str, kind: str, seed: int, run: dict, config
         agent = make_agent(name, env.observation_space, env.action_space, config, seed=agent_seed)
         global_step, reset_seed = 0, env_seed
     else:
-        agent = load_agent(run_dir / "checkpoints" / state["checkpoint"], env.observation_space,
-                           env.action_space)
+        agent = load_agent(run_dir / "checkpoints" / state["checkpoint"], env.observation_space, env.action_space)
         global_step, reset_seed = int(state["global_step"]), None
         env.unwrapped.np_random = np.random.Generator(np.random.PCG64())
         env.unwrapped.np_random.bit_generator.state = state["env_rng_state"]
     episode = int(getattr(agent, "episode", state["episode"] if state else 0))
     by_episodes = n_episodes is not None
-    logger = RunLogger(run_dir, total=int(n_episodes if by_episodes else n_timesteps),
-                       unit="ep" if by_episodes else "step", initial=episode if by_episodes else global_step,
-                       progress=progress, tensorboard=tensorboard, agent=agent)
+    logger = RunLogger(
+        run_dir,
+        total=int(n_episodes if by_episodes else n_timesteps),
+        unit="ep" if by_episodes else "step",
+        initial=episode if by_episodes else global_step,
+        progress=progress,
+        tensorboard=tensorboard,
+        agent=agent,
+    )
     every = int(run.get("checkpoint_every", 0) or 0)
     counter = {"episode": episode, "global_step": global_step}
 
     def save_checkpoint(finished: bool = False) -> None:
         path = agent.save(run_dir / "checkpoints" / "last")
-        _write_state(run_dir, {"checkpoint": path.name, "episode": counter["episode"],
-                               "global_step": counter["global_step"], "finished": finished,
-                               "env_rng_state": env.unwrapped.np_random.bit_generator.state})
+        _write_state(
+            run_dir,
+            {
+                "checkpoint": path.name,
+                "episode": counter["episode"],
+                "global_step": counter["global_step"],
+                "finished": finished,
+                "env_rng_state": env.unwrapped.np_random.bit_generator.state,
+            },
+        )
 
     log = _logger_callback(logger, on_episode)
 
@@ -278,8 +341,15 @@ def _train_steps(env_id: str, name: str, kind: str, seed: int, run: dict, config
 
     interrupted = False
     try:
-        train(env, agent, n_episodes=n_episodes, total_timesteps=n_timesteps, seed=reset_seed,
-              callback=callback, start_step=global_step)
+        train(
+            env,
+            agent,
+            n_episodes=n_episodes,
+            total_timesteps=n_timesteps,
+            seed=reset_seed,
+            callback=callback,
+            start_step=global_step,
+        )
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -293,9 +363,19 @@ def _train_steps(env_id: str, name: str, kind: str, seed: int, run: dict, config
     return RunResult(run_dir, False, counter["global_step"], counter["episode"], result)
 
 
-def _train_sb3(env_id: str, name: str, kind: str, seed: int, run: dict, config: Any, run_dir: Path,
-               state: dict | None, progress: bool, tensorboard: bool,
-               on_episode: Callable[[Episode], Any] | None) -> RunResult:
+def _train_sb3(
+    env_id: str,
+    name: str,
+    kind: str,
+    seed: int,
+    run: dict,
+    config: Any,
+    run_dir: Path,
+    state: dict | None,
+    progress: bool,
+    tensorboard: bool,
+    on_episode: Callable[[Episode], Any] | None,
+) -> RunResult:
     """SB3 agents: ``model.learn`` on ``n_envs`` envs, with callbacks for logging and checkpoints."""
     from stable_baselines3.common.callbacks import BaseCallback, CallbackList
     from stable_baselines3.common.env_util import make_vec_env
@@ -312,25 +392,43 @@ def _train_sb3(env_id: str, name: str, kind: str, seed: int, run: dict, config: 
         agent = make_agent(name, vec.observation_space, vec.action_space, config, seed=agent_seed)
         episode = 0
     else:
-        agent = load_agent(run_dir / "checkpoints" / state["checkpoint"], vec.observation_space,
-                           vec.action_space)
+        agent = load_agent(run_dir / "checkpoints" / state["checkpoint"], vec.observation_space, vec.action_space)
         episode = int(state["episode"])
     formats = ["csv", "tensorboard"] if tensorboard else ["csv"]
     agent.model.set_logger(configure(str(run_dir / "sb3"), formats))
-    logger = RunLogger(run_dir, total=int(n_timesteps), unit="step", initial=agent.num_timesteps,
-                       progress=progress, tensorboard=tensorboard)
+    logger = RunLogger(
+        run_dir,
+        total=int(n_timesteps),
+        unit="step",
+        initial=agent.num_timesteps,
+        progress=progress,
+        tensorboard=tensorboard,
+    )
     every = int(run.get("checkpoint_every", 0) or 0)
     episodes = EpisodeCallback_(_logger_callback(logger, on_episode), start_episode=episode)
 
     def save_checkpoint(finished: bool = False) -> None:
         model = agent.model
         buffer = getattr(model, "replay_buffer", None)
-        small = buffer is not None and sum(
-            getattr(buffer, k).nbytes for k in ("observations", "next_observations", "actions", "rewards")
-            if isinstance(getattr(buffer, k, None), np.ndarray)) <= REPLAY_BUFFER_SAVE_LIMIT
+        small = (
+            buffer is not None
+            and sum(
+                getattr(buffer, k).nbytes
+                for k in ("observations", "next_observations", "actions", "rewards")
+                if isinstance(getattr(buffer, k, None), np.ndarray)
+            )
+            <= REPLAY_BUFFER_SAVE_LIMIT
+        )
         path = agent.save(run_dir / "checkpoints" / "last", replay_buffer=small)
-        _write_state(run_dir, {"checkpoint": path.name, "episode": episodes.episode,
-                               "global_step": agent.num_timesteps, "finished": finished})
+        _write_state(
+            run_dir,
+            {
+                "checkpoint": path.name,
+                "episode": episodes.episode,
+                "global_step": agent.num_timesteps,
+                "finished": finished,
+            },
+        )
 
     class Checkpoints(BaseCallback):
         def _on_step(self) -> bool:
@@ -343,8 +441,13 @@ def _train_sb3(env_id: str, name: str, kind: str, seed: int, run: dict, config: 
     interrupted = False
     try:
         if remaining > 0:
-            agent.learn(vec, remaining, seed=env_seed if state is None else None,
-                        callback=CallbackList([episodes, Checkpoints()]), reset_num_timesteps=state is None)
+            agent.learn(
+                vec,
+                remaining,
+                seed=env_seed if state is None else None,
+                callback=CallbackList([episodes, Checkpoints()]),
+                reset_num_timesteps=state is None,
+            )
     except KeyboardInterrupt:
         interrupted = True
     finally:

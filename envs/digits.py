@@ -41,9 +41,7 @@ class Reader(Protocol):
     probability the reader gives its own label).
     """
 
-    def __call__(
-        self, images: npt.NDArray[np.uint8]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+    def __call__(self, images: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
 
 
 def resolve_source(source: str | DigitSource) -> DigitSource:

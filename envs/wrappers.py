@@ -70,8 +70,7 @@ class ClassifyObservation(gym.Wrapper):
             self.observation_space = spaces.Discrete(NUM_DIGITS)
         else:
             raise ValueError(
-                f"ClassifyObservation needs a Box(0, 255, {IMAGE_SHAPE}, uint8) image or a Dict of them, "
-                f"got {space}"
+                f"ClassifyObservation needs a Box(0, 255, {IMAGE_SHAPE}, uint8) image or a Dict of them, got {space}"
             )
 
     @property

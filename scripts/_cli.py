@@ -15,15 +15,25 @@ T = TypeVar("T")
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError)
 
 
-def run_program(body: Callable[[T], Any], args_type: type[T], argv: Sequence[str] | None, prog: str,
-                *, on_interrupt: Callable[[T], str] | None = None) -> int:
+def run_program(
+    body: Callable[[T], Any],
+    args_type: type[T],
+    argv: Sequence[str] | None,
+    prog: str,
+    *,
+    on_interrupt: Callable[[T], str] | None = None,
+) -> int:
     """Parses ``argv`` into ``args_type`` and calls ``body(args)``; returns the process exit code.
 
     ``body`` may return an int (the exit code) or anything else (success). Ctrl-C prints ``on_interrupt(args)``
     (what was saved, how to resume) and returns 130.
     """
-    args = tyro.cli(args_type, args=None if argv is None else list(argv), prog=prog,
-                    description=sys.modules[body.__module__].__doc__)
+    args = tyro.cli(
+        args_type,
+        args=None if argv is None else list(argv),
+        prog=prog,
+        description=sys.modules[body.__module__].__doc__,
+    )
     try:
         result = body(args)
     except KeyboardInterrupt:

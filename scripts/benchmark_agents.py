@@ -7,10 +7,10 @@ that load from other processes hits every contender alike. Run it alone: ``flock
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import gymnasium as gym
@@ -81,8 +81,12 @@ def policy_value(env: gym.Env, policy: np.ndarray, horizon: int) -> float:
     base = env.unwrapped
     v = np.zeros(base.observation_space.n)
     for _ in range(horizon):
-        v = np.array([sum(p * (r + (0.0 if done else v[s2])) for p, s2, r, done in base.P[s][int(policy[s])])
-                      for s in range(v.size)])
+        v = np.array(
+            [
+                sum(p * (r + (0.0 if done else v[s2])) for p, s2, r, done in base.P[s][int(policy[s])])
+                for s in range(v.size)
+            ]
+        )
     return float(base.initial_state_distrib @ v)
 
 
@@ -96,14 +100,18 @@ def learning_targets(seeds: int) -> None:
         last100, greedy = [], []
         for seed in range(seeds):
             env = gym.make("CliffWalking-v1")
-            agent = make_agent(name, env.observation_space, env.action_space,
-                               {"alpha": 0.5, "epsilon": 0.1, "gamma": 1.0}, seed=seed)
+            agent = make_agent(
+                name, env.observation_space, env.action_space, {"alpha": 0.5, "epsilon": 0.1, "gamma": 1.0}, seed=seed
+            )
             history = train(env, agent, n_episodes=500, seed=seed)
             last100.append(np.mean([e.ep_return for e in history[-100:]]))
             # CliffWalking has no time limit: a greedy policy that walks into a wall would never end
             greedy.append(evaluate(agent, env, 1, seed=0, max_steps=1000).mean_return)
-        print(f"  {name:16s} last-100 online return {np.mean(last100):7.2f}   "
-              f"greedy return {np.mean(greedy):6.2f} (min {min(greedy):.0f}, max {max(greedy):.0f})", flush=True)
+        print(
+            f"  {name:16s} last-100 online return {np.mean(last100):7.2f}   "
+            f"greedy return {np.mean(greedy):6.2f} (min {min(greedy):.0f}, max {max(greedy):.0f})",
+            flush=True,
+        )
     for env_id, horizon, target in (("Taxi-v4", 200, "optimal 7.93"), ("FrozenLake-v1", 100, "optimal 0.744")):
         for name in ("q_learning", "sarsa", "expected_sarsa", "double_q"):
             run, config = split_hyperparams(name, load_hyperparams(name, env_id))
@@ -115,9 +123,12 @@ def learning_targets(seeds: int) -> None:
                 exact.append(policy_value(env, agent.q.argmax(axis=1), horizon))
                 result = evaluate(agent, env, 2000, seed=10_000 + seed)
                 sampled.append(result.mean_return)
-            print(f"{env_id} {name:16s} after {run['n_episodes']} episodes: greedy exact "
-                  f"{np.mean(exact):.3f} (min {min(exact):.3f}), 2000-episode mean {np.mean(sampled):.3f} "
-                  f"(min {min(sampled):.3f}) [{target}]", flush=True)
+            print(
+                f"{env_id} {name:16s} after {run['n_episodes']} episodes: greedy exact "
+                f"{np.mean(exact):.3f} (min {min(exact):.3f}), 2000-episode mean {np.mean(sampled):.3f} "
+                f"(min {min(sampled):.3f}) [{target}]",
+                flush=True,
+            )
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym bench agents") -> int:

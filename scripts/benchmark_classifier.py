@@ -10,21 +10,20 @@ images/s at batch 256 (medians over repeats, as this machine is shared and noisy
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import tyro
 
+from perceptgym._cli import run_program
 from perceptgym.supervised.classifier import recipe, save_classifier, train
 from perceptgym.supervised.data import load_mnist
 from perceptgym.supervised.perception import DigitReader
-from perceptgym._cli import run_program
 
 
 @dataclass
@@ -55,12 +54,12 @@ def reader_speed(path: Path, images: np.ndarray, repeats: int) -> tuple[float, f
     for _ in range(repeats):
         t0 = time.perf_counter()
         for i in range(200):
-            reader(images[i:i + 1])
+            reader(images[i : i + 1])
         single.append((time.perf_counter() - t0) / 200 * 1e3)
         t0 = time.perf_counter()
         n = 0
         for i in range(0, 8192, 256):
-            reader(images[i:i + 256])
+            reader(images[i : i + 256])
             n += 256
         batched.append(n / (time.perf_counter() - t0))
     return statistics.median(single), statistics.median(batched)
@@ -74,24 +73,43 @@ def run(args: Args) -> None:
             model_cfg, train_cfg = recipe(name)
             steps_per_epoch = -(-60000 // train_cfg.batch_size)
             every = max(args.eval_every, steps_per_epoch // 20)
-            result = train(model_cfg, replace(train_cfg, seed=args.seed), data.train_images, data.train_labels,
-                           data.test_images, data.test_labels, eval_every=every, progress=True)
+            result = train(
+                model_cfg,
+                replace(train_cfg, seed=args.seed),
+                data.train_images,
+                data.train_labels,
+                data.test_images,
+                data.test_labels,
+                eval_every=every,
+                progress=True,
+            )
             path = save_classifier(Path(tmp) / f"{name}.pt", result.model, metrics=result.metrics)
             ms1, ips = reader_speed(path, data.test_images, args.repeats)
-            rows.append((name, result.metrics.accuracy, result.train_seconds,
-                         [time_to(result.history, t) for t in args.thresholds], ms1, ips))
+            rows.append(
+                (
+                    name,
+                    result.metrics.accuracy,
+                    result.train_seconds,
+                    [time_to(result.history, t) for t in args.thresholds],
+                    ms1,
+                    ips,
+                )
+            )
 
     ref = next((r for r in rows if r[0] == "mlp"), rows[-1])
-    head = (f"{'recipe':<10} {'final acc':>9} {'train s':>8} "
-            + " ".join(f"{'t→' + format(t, '.1%'):>9}" for t in args.thresholds)
-            + f" {'1 img ms':>9} {'img/s@256':>10} {'speed vs ' + ref[0]:>12}")
+    head = (
+        f"{'recipe':<10} {'final acc':>9} {'train s':>8} "
+        + " ".join(f"{'t→' + format(t, '.1%'):>9}" for t in args.thresholds)
+        + f" {'1 img ms':>9} {'img/s@256':>10} {'speed vs ' + ref[0]:>12}"
+    )
     print("\n" + head + "\n" + "-" * len(head))
     for name, acc, secs, times, ms1, ips in rows:
         cells = " ".join(f"{t:>9.1f}" if t is not None else f"{'—':>9}" for t in times)
-        print(f"{name:<10} {acc:>9.2%} {secs:>8.1f} {cells} {ms1:>9.3f} {ips:>10,.0f} "
-              f"{ref[2] / secs:>11.2f}×")
-    print("\ntimes are seconds of optimisation (1 thread) until the test accuracy first reached each threshold, "
-          f"evaluated every ~{args.eval_every} steps; speed = reference train time / train time")
+        print(f"{name:<10} {acc:>9.2%} {secs:>8.1f} {cells} {ms1:>9.3f} {ips:>10,.0f} {ref[2] / secs:>11.2f}×")
+    print(
+        "\ntimes are seconds of optimisation (1 thread) until the test accuracy first reached each threshold, "
+        f"evaluated every ~{args.eval_every} steps; speed = reference train time / train time"
+    )
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym bench classifier") -> int:

@@ -10,18 +10,17 @@ which equals env steps per second. The digit source's own cost is included (it i
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
-import tyro
 from gymnasium.vector import AutoresetMode
 
+from perceptgym._cli import run_program
 from perceptgym.envs.digit_bandit import ENV_ID, register_digit_bandit
 from perceptgym.envs.digit_bandit.env import DigitBanditEnv
-from perceptgym._cli import run_program
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ targets: >= 5x MiniGrid and >= 0.5x Taxi steps/s, <= 1 ms per frame.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
 import json
 import os
 import statistics
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +25,6 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 import gymnasium as gym
 import numpy as np
-import tyro
 
 import perceptgym.envs  # noqa: F401 - registers perceptgym/GridDriving-v0
 from perceptgym._cli import run_program

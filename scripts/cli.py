@@ -54,8 +54,11 @@ def _dispatch(table: dict[str, tuple[str, str]], argv: list[str], prog: str, ext
         print(f"perceptgym {__version__}")
         return 0
     if name not in table:
-        print(f"{prog}: error: unknown command {name!r}; commands: {', '.join(table)}"
-              + (", bench" if table is PROGRAMS else ""), file=sys.stderr)
+        print(
+            f"{prog}: error: unknown command {name!r}; commands: {', '.join(table)}"
+            + (", bench" if table is PROGRAMS else ""),
+            file=sys.stderr,
+        )
         return 2
     module = importlib.import_module(f"perceptgym.{table[name][0]}")
     return module.main(rest, prog=f"{prog} {name}")
@@ -64,7 +67,9 @@ def _dispatch(table: dict[str, tuple[str, str]], argv: list[str], prog: str, ext
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     width = max(map(len, PROGRAMS)) + 2
-    bench = f"\n  {'bench NAME':<{width}}speed against the reference implementations, in the same run: " + ", ".join(BENCHMARKS)
+    bench = f"\n  {'bench NAME':<{width}}speed against the reference implementations, in the same run: " + ", ".join(
+        BENCHMARKS
+    )
     return _dispatch(PROGRAMS, argv, "perceptgym", bench)
 
 

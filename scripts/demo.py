@@ -15,27 +15,26 @@ curves, the confusion matrix, a GAN sample grid and a recorded GridDriving episo
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
 import dataclasses
 import json
 import shutil
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import tyro
 
 import perceptgym.envs  # noqa: F401  (registers the perceptgym envs)
+from perceptgym._cli import run_program
 from perceptgym.agents.loop import train
 from perceptgym.agents.playback import record_episode, save_gif
 from perceptgym.agents.registry import make_agent
 from perceptgym.ladder import evaluate_driving
 from perceptgym.plot_curves import moving_average
-from perceptgym._cli import run_program
 
 ENV_ID = "perceptgym/GridDriving-v0"
 
@@ -128,8 +127,11 @@ def perception(args: Args, out: Path) -> dict[str, Any]:
         say(f"GAN: the CNN reads {gan['label_accuracy']:.1%} of 1,000 generated digits as the digit asked for")
     else:
         say(f"GAN: no checkpoint at {gan_path}; the GAN parts are skipped")
-    return {"classifier": {"checkpoint": str(cnn_path), "test_accuracy": metrics.accuracy,
-                           "per_class": metrics.per_class}, "gan": gan, "cnn_path": str(cnn_path)}
+    return {
+        "classifier": {"checkpoint": str(cnn_path), "test_accuracy": metrics.accuracy, "per_class": metrics.per_class},
+        "gan": gan,
+        "cnn_path": str(cnn_path),
+    }
 
 
 def retrain_gan(args: Args, models: Path) -> Path:
@@ -155,24 +157,43 @@ def driving(args: Args, out: Path, cnn_path: str) -> dict[str, Any]:
     agents = {}
     for mode in ("symbolic", "perceived"):
         env = make_driving(mode, "mnist-train", cnn_path)
-        agent = make_agent("q_learning", env.observation_space, env.action_space, {
-            "alpha": 0.5, "gamma": 0.99, "epsilon": 1.0, "epsilon_end": 0.05, "epsilon_schedule": "linear",
-            "epsilon_decay_episodes": max(1, args.n_episodes // 2)}, seed=args.seed)
+        agent = make_agent(
+            "q_learning",
+            env.observation_space,
+            env.action_space,
+            {
+                "alpha": 0.5,
+                "gamma": 0.99,
+                "epsilon": 1.0,
+                "epsilon_end": 0.05,
+                "epsilon_schedule": "linear",
+                "epsilon_decay_episodes": max(1, args.n_episodes // 2),
+            },
+            seed=args.seed,
+        )
         say(f"GridDriving/{mode}: Q-learning for {args.n_episodes:,} episodes on MNIST training digits")
         bar = tqdm(total=args.n_episodes, desc=f"q_learning {mode}", unit="ep", mininterval=1.0)
         start = time.perf_counter()
-        history = train(env, agent, n_episodes=args.n_episodes, seed=args.seed,
-                        callback=lambda _ep, bar=bar: bar.update(1))
+        history = train(
+            env, agent, n_episodes=args.n_episodes, seed=args.seed, callback=lambda _ep, bar=bar: bar.update(1)
+        )
         bar.close()
         seconds = time.perf_counter() - start
         curves[mode] = np.array([ep.ep_return for ep in history])
         # Greedy evaluation on unseen handwriting: MNIST test digits, read by the same CNN.
         eval_env = make_driving(mode, "mnist-test", cnn_path)
         res = evaluate_driving(agent, eval_env, args.n_eval, seed=args.seed + 10_000)
-        results[mode] = {"train_episodes": args.n_episodes, "train_seconds": seconds, "eval_episodes": args.n_eval,
-                         **res, "steps_per_second": int(sum(ep.length for ep in history) / seconds)}
-        say(f"GridDriving/{mode}: greedy return {res['mean_return']:.3f} ± {res['std_return']:.3f}, success "
-            f"{res['success_rate']:.1%}, wrong stops {res['wrong_stop_rate']:.1%} ({args.n_eval} episodes)")
+        results[mode] = {
+            "train_episodes": args.n_episodes,
+            "train_seconds": seconds,
+            "eval_episodes": args.n_eval,
+            **res,
+            "steps_per_second": int(sum(ep.length for ep in history) / seconds),
+        }
+        say(
+            f"GridDriving/{mode}: greedy return {res['mean_return']:.3f} ± {res['std_return']:.3f}, success "
+            f"{res['success_rate']:.1%}, wrong stops {res['wrong_stop_rate']:.1%} ({args.n_eval} episodes)"
+        )
         agents[mode] = agent
         agent.save(out / "models" / f"q_learning_{mode}.npz")
     optimum = make_driving("symbolic", "mnist-train", cnn_path).unwrapped.optimal_return()
@@ -200,7 +221,7 @@ def plot_learning(curves: dict[str, np.ndarray], optimum: float, path: Path) -> 
     window = max(1, len(next(iter(curves.values()))) // 50)
     for mode, returns in curves.items():
         # Only full windows: the shorter averages at the start are single-episode noise.
-        ma = moving_average(returns, window)[window - 1:]
+        ma = moving_average(returns, window)[window - 1 :]
         ax.plot(np.arange(window, len(returns) + 1), ma, label=f"Q-learning, {mode}")
     ax.axhline(optimum, color="k", ls="--", lw=1, label=f"optimal expected return {optimum:.3f}")
     ax.set_xlabel("training episode")
@@ -221,12 +242,15 @@ def bandit(args: Args, out: Path, cnn_path: str) -> dict[str, Any]:
 
     agents = ("uniform", "linucb", "neural", "perception_prior")
     say(f"DigitBandit: {', '.join(agents)} for {args.n_rounds:,} rounds each on MNIST training digits")
-    bargs = run_bandit.Args(agents=agents, rounds=args.n_rounds, seeds=(args.seed,), reader=cnn_path,
-                            exp_name="demo", progress=True)
+    bargs = run_bandit.Args(
+        agents=agents, rounds=args.n_rounds, seeds=(args.seed,), reader=cnn_path, exp_name="demo", progress=True
+    )
     summary = run_bandit.run_bandits(bargs, run_dir=out / "bandit")
     shutil.copy(out / "bandit" / "cumulative_regret.png", out / "regret_curves.png")
-    table = {name: {"cumulative_regret": s["final_cumulative_regret_mean"], "seconds": s["seconds_per_run_mean"]}
-             for name, s in summary["agents"].items()}
+    table = {
+        name: {"cumulative_regret": s["final_cumulative_regret_mean"], "seconds": s["seconds_per_run_mean"]}
+        for name, s in summary["agents"].items()
+    }
     for name, row in table.items():
         say(f"DigitBandit/{name}: cumulative regret {row['cumulative_regret']:.0f} in {row['seconds']:.1f} s")
     return {"rounds": args.n_rounds, "agents": table}
@@ -239,33 +263,49 @@ def write_report(out: Path, results: dict[str, Any]) -> Path:
     p, d, b = results["perception"], results["driving"], results["bandit"]
     gan = p["gan"]
     lines = [
-        "# perceptgym demo report", "",
+        "# perceptgym demo report",
+        "",
         f"Generated {results['generated']} in {results['seconds']:.0f} s "
-        f"({'quick' if results['quick'] else 'full'} mode, seed {results['seed']}).", "",
-        "## Perception", "",
+        f"({'quick' if results['quick'] else 'full'} mode, seed {results['seed']}).",
+        "",
+        "## Perception",
+        "",
         f"- CNN reader: **{p['classifier']['test_accuracy']:.2%}** on the 10,000 official MNIST test digits.",
         "  ![confusion matrix](confusion_matrix.png)",
     ]
     if "label_accuracy" in gan:
-        lines += [f"- GAN handwriting: the CNN reads **{gan['label_accuracy']:.1%}** of 1,000 generated digits "
-                  "as the digit asked for.", "  ![GAN samples, one row per digit](gan_samples.png)"]
+        lines += [
+            f"- GAN handwriting: the CNN reads **{gan['label_accuracy']:.1%}** of 1,000 generated digits "
+            "as the digit asked for.",
+            "  ![GAN samples, one row per digit](gan_samples.png)",
+        ]
     lines += [
-        "", "## GridDriving-v0: Q-learning, evaluated greedily on unseen handwriting (MNIST test digits)", "",
+        "",
+        "## GridDriving-v0: Q-learning, evaluated greedily on unseen handwriting (MNIST test digits)",
+        "",
         "| mode | train episodes | mean return | success rate | wrong-stop rate |",
         "|---|---|---|---|---|",
     ]
     for mode in ("symbolic", "perceived"):
         r = d[mode]
-        lines.append(f"| {mode} | {r['train_episodes']} | {r['mean_return']:.3f} ± {r['std_return']:.3f} | "
-                     f"{r['success_rate']:.3f} | {r['wrong_stop_rate']:.3f} |")
+        lines.append(
+            f"| {mode} | {r['train_episodes']} | {r['mean_return']:.3f} ± {r['std_return']:.3f} | "
+            f"{r['success_rate']:.3f} | {r['wrong_stop_rate']:.3f} |"
+        )
     lines += [
-        "", f"Optimal expected return (value iteration, symbolic): {d['optimal_return']:.3f}. "
-        f"Evaluation: {d['perceived']['eval_episodes']} episodes per mode.", "",
-        "![learning curves](learning_curves.png)", "",
+        "",
+        f"Optimal expected return (value iteration, symbolic): {d['optimal_return']:.3f}. "
+        f"Evaluation: {d['perceived']['eval_episodes']} episodes per mode.",
+        "",
+        "![learning curves](learning_curves.png)",
+        "",
         f"A perceived-mode episode ({d['recorded_episode']['steps']} steps, return "
-        f"{d['recorded_episode']['return']:.2f}): ![episode](episode.gif)", "",
-        "## DigitBandit-v0", "",
-        "| agent | cumulative regret | seconds |", "|---|---|---|",
+        f"{d['recorded_episode']['return']:.2f}): ![episode](episode.gif)",
+        "",
+        "## DigitBandit-v0",
+        "",
+        "| agent | cumulative regret | seconds |",
+        "|---|---|---|",
     ]
     for name, row in b["agents"].items():
         lines.append(f"| {name} | {row['cumulative_regret']:.1f} | {row['seconds']:.1f} |")
@@ -278,6 +318,7 @@ def write_report(out: Path, results: dict[str, Any]) -> Path:
 def watch(agent, cnn_path: str, seed: int) -> None:
     env = make_driving("perceived", "mnist-test", cnn_path, render_mode="human")
     say("watching the perceived-mode agent drive (close the window to stop)")
+
     def window_closed() -> bool:
         renderer = env.unwrapped._renderer
         return renderer is not None and renderer.closed
@@ -302,8 +343,7 @@ def run(args: Args) -> dict[str, Any]:
     if out.exists():
         shutil.rmtree(out)
     (out / "models").mkdir(parents=True)
-    results: dict[str, Any] = {"quick": args.quick, "seed": args.seed,
-                               "generated": time.strftime("%Y-%m-%d %H:%M:%S")}
+    results: dict[str, Any] = {"quick": args.quick, "seed": args.seed, "generated": time.strftime("%Y-%m-%d %H:%M:%S")}
     results["perception"] = perception(args, out)
     cnn_path = results["perception"].pop("cnn_path")
     results["driving"], agent = driving(args, out, cnn_path)

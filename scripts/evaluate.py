@@ -8,9 +8,9 @@ Success is ``info["is_success"]`` where the env reports it, else a positive rewa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import tyro

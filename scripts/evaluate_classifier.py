@@ -1,25 +1,23 @@
 """Evaluate a classifier checkpoint on the official MNIST test set: accuracy, per-class accuracy, confusion.
 
-    python -m perceptgym.evaluate_classifier                      # the shipped CNN
-    python -m perceptgym.evaluate_classifier --checkpoint mlp     # the shipped tutorial MLP
-    python -m perceptgym.evaluate_classifier --checkpoint runs/classifier/model.pt --png confusion.png
+python -m perceptgym.evaluate_classifier                      # the shipped CNN
+python -m perceptgym.evaluate_classifier --checkpoint mlp     # the shipped tutorial MLP
+python -m perceptgym.evaluate_classifier --checkpoint runs/classifier/model.pt --png confusion.png
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import tyro
-
+from perceptgym._cli import run_program
 from perceptgym.supervised.checkpoint import CheckpointError
 from perceptgym.supervised.classifier import evaluate, load_classifier
 from perceptgym.supervised.data import load_mnist
 from perceptgym.supervised.perception import SHIPPED
 from perceptgym.supervised.plots import plot_confusion
-from perceptgym._cli import run_program
 
 
 @dataclass
@@ -42,8 +40,9 @@ def run(args: Args) -> float:
     metrics = evaluate(loaded.model, loaded.preprocess, data.test_images, data.test_labels)
     print(f"{path} ({loaded.model.cfg.arch}) on the 10,000 official MNIST test digits")
     print(metrics.table())
-    png = args.png or (Path(f"{args.checkpoint}.confusion.png") if args.checkpoint in SHIPPED
-                       else path.with_suffix(".confusion.png"))
+    png = args.png or (
+        Path(f"{args.checkpoint}.confusion.png") if args.checkpoint in SHIPPED else path.with_suffix(".confusion.png")
+    )
     plot_confusion(metrics.confusion, png, title=f"{path.name} on MNIST test,")
     print(f"confusion matrix: {png}")
     return metrics.accuracy

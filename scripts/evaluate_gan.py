@@ -11,23 +11,22 @@ same distance between 10k real training digits and the test digits (the floor).
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
 import json
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tyro
 
+from perceptgym._cli import run_program
 from perceptgym.supervised.classifier import load_classifier
 from perceptgym.supervised.data import load_mnist
 from perceptgym.supervised.gan import GanSource, load_generator, sample_classes
 from perceptgym.supervised.gan_scores import score_generator
 from perceptgym.supervised.perception import SHIPPED
 from perceptgym.supervised.plots import save_digit_grid
-from perceptgym._cli import run_program
 
 
 @dataclass
@@ -65,8 +64,14 @@ def run(args: Args) -> dict:
     if args.per_class < 2:
         raise ValueError(f"per_class must be >= 2 (a covariance needs two samples), got {args.per_class}")
     loaded = load_generator(args.gan)
-    scores = score_generator(loaded.generator, load_classifier(args.classifier), load_mnist(args.data_dir),
-                             per_class=args.per_class, n_real=args.n_real, seed=args.seed)
+    scores = score_generator(
+        loaded.generator,
+        load_classifier(args.classifier),
+        load_mnist(args.data_dir),
+        per_class=args.per_class,
+        n_real=args.n_real,
+        seed=args.seed,
+    )
     print(f"{args.gan} (step {loaded.step}) scored by {args.classifier}:")
     print(scores.summary())
     images, _ = sample_classes(loaded.generator, 10, seed=args.seed + 1)

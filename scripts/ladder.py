@@ -20,26 +20,32 @@ Training uses MNIST training digits; evaluation uses MNIST test digits (rung 4: 
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
 import json
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import tyro
 
 import perceptgym.envs  # noqa: F401  (registers the perceptgym envs)
+from perceptgym._cli import run_program
 from perceptgym.agents.loop import train
 from perceptgym.agents.registry import make_agent
-from perceptgym._cli import run_program
 
 ENV_ID = "perceptgym/GridDriving-v0"
-PPO_CONFIG = {"n_envs": 8, "n_steps": 128, "batch_size": 256, "n_epochs": 4, "learning_rate": 3e-4,
-              "ent_coef": 0.01, "gamma": 0.99}
+PPO_CONFIG = {
+    "n_envs": 8,
+    "n_steps": 128,
+    "batch_size": 256,
+    "n_epochs": 4,
+    "learning_rate": 3e-4,
+    "ent_coef": 0.01,
+    "gamma": 0.99,
+}
 Q_CONFIG = {"alpha": 0.5, "gamma": 0.99, "epsilon": 1.0, "epsilon_end": 0.05, "epsilon_schedule": "linear"}
 
 
@@ -58,8 +64,15 @@ RUNGS = (
     Rung("symbolic", "symbolic", "cnn", "mnist-train", "mnist-test", "q_learning"),
     Rung("perceived (MLP)", "perceived", "mlp", "mnist-train", "mnist-test", "q_learning"),
     Rung("perceived (CNN)", "perceived", "cnn", "mnist-train", "mnist-test", "q_learning"),
-    Rung("perceived (CNN), GAN digits", "perceived", "cnn", "mnist-train", "gan", "q_learning",
-         shares_agent_with="perceived (CNN)"),
+    Rung(
+        "perceived (CNN), GAN digits",
+        "perceived",
+        "cnn",
+        "mnist-train",
+        "gan",
+        "q_learning",
+        shares_agent_with="perceived (CNN)",
+    ),
     Rung("pixels (PPO)", "dict", "cnn", "mnist-train", "mnist-test", "ppo"),
 )
 
@@ -83,8 +96,7 @@ class Args:
 
 
 def make(rung: Rung, source: str, render_mode: str | None = None) -> gym.Env:
-    return gym.make(ENV_ID, obs_mode=rung.obs_mode, reader=rung.reader, digit_source=source,
-                    render_mode=render_mode)
+    return gym.make(ENV_ID, obs_mode=rung.obs_mode, reader=rung.reader, digit_source=source, render_mode=render_mode)
 
 
 def evaluate_driving(agent, env: gym.Env, n_episodes: int, seed: int) -> dict[str, float]:
@@ -100,17 +112,25 @@ def evaluate_driving(agent, env: gym.Env, n_episodes: int, seed: int) -> dict[st
                 obs, info = env.reset()
                 break
     events_arr = np.array(events)
-    return {"mean_return": float(returns.mean()), "std_return": float(returns.std()),
-            "success_rate": float(np.mean(events_arr == "arrived")),
-            "wrong_stop_rate": float(np.mean(events_arr == "wrong_stop")),
-            "collision_rate": float(np.mean(events_arr == "collision"))}
+    return {
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
+        "success_rate": float(np.mean(events_arr == "arrived")),
+        "wrong_stop_rate": float(np.mean(events_arr == "wrong_stop")),
+        "collision_rate": float(np.mean(events_arr == "collision")),
+    }
 
 
 def train_agent(rung: Rung, args: Args, seed: int):
     env = make(rung, rung.train_source)
     if rung.agent == "q_learning":
-        agent = make_agent("q_learning", env.observation_space, env.action_space,
-                           {**Q_CONFIG, "epsilon_decay_episodes": max(1, args.episodes // 2)}, seed=seed)
+        agent = make_agent(
+            "q_learning",
+            env.observation_space,
+            env.action_space,
+            {**Q_CONFIG, "epsilon_decay_episodes": max(1, args.episodes // 2)},
+            seed=seed,
+        )
         train(env, agent, n_episodes=args.episodes, seed=seed)
         return agent
     agent = make_agent("ppo", env.observation_space, env.action_space, PPO_CONFIG, seed=seed)
@@ -123,8 +143,11 @@ def run(args: Args) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     from perceptgym.supervised.perception import SHIPPED
 
-    rungs = [r for r in RUNGS if (r.agent != "ppo" or args.pixels_steps > 0)
-             and (r.eval_source != "gan" or SHIPPED["gan"].is_file())]
+    rungs = [
+        r
+        for r in RUNGS
+        if (r.agent != "ppo" or args.pixels_steps > 0) and (r.eval_source != "gan" or SHIPPED["gan"].is_file())
+    ]
     results: dict[str, list[dict[str, float]]] = {r.name: [] for r in rungs}
     for seed in args.seeds:
         trained: dict[str, Any] = {}
@@ -138,12 +161,18 @@ def run(args: Args) -> dict[str, Any]:
             row = evaluate_driving(agent, make(rung, rung.eval_source), args.eval_episodes, seed + 10_000)
             row.update(seed=seed, train_seconds=train_seconds)
             results[rung.name].append(row)
-            print(f"seed {seed} | {rung.name:<28} | return {row['mean_return']:+.3f} | success "
-                  f"{row['success_rate']:.3f} | wrong stop {row['wrong_stop_rate']:.3f} | "
-                  f"train {train_seconds:.0f} s", flush=True)
+            print(
+                f"seed {seed} | {rung.name:<28} | return {row['mean_return']:+.3f} | success "
+                f"{row['success_rate']:.3f} | wrong stop {row['wrong_stop_rate']:.3f} | "
+                f"train {train_seconds:.0f} s",
+                flush=True,
+            )
     optimum = make(RUNGS[0], "mnist-train").unwrapped.optimal_return()
-    summary = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
-               "optimal_return": optimum, "rungs": results}
+    summary = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+        "optimal_return": optimum,
+        "rungs": results,
+    }
     (args.out / "ladder.json").write_text(json.dumps(summary, indent=2))
     table = markdown_table(summary)
     (args.out / "ladder.md").write_text(table + "\n")
@@ -158,15 +187,20 @@ def _mean_std(rows: list[dict[str, float]], key: str) -> tuple[float, float]:
 
 
 def markdown_table(summary: dict[str, Any]) -> str:
-    lines = ["| rung | return | success rate | wrong-stop rate | collision rate | seeds |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| rung | return | success rate | wrong-stop rate | collision rate | seeds |", "|---|---|---|---|---|---|"]
     for name, rows in summary["rungs"].items():
-        cells = [f"{m:.3f} ± {s:.3f}" for m, s in
-                 (_mean_std(rows, k) for k in ("mean_return", "success_rate", "wrong_stop_rate", "collision_rate"))]
+        cells = [
+            f"{m:.3f} ± {s:.3f}"
+            for m, s in (
+                _mean_std(rows, k) for k in ("mean_return", "success_rate", "wrong_stop_rate", "collision_rate")
+            )
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(rows)} |")
-    lines.append(f"\nOptimal expected return (value iteration on the true state): {summary['optimal_return']:.3f}. "
-                 "Mean ± std over seeds; each seed's numbers are greedy averages over "
-                 f"{summary['args']['eval_episodes']} episodes on unseen handwriting.")
+    lines.append(
+        f"\nOptimal expected return (value iteration on the true state): {summary['optimal_return']:.3f}. "
+        "Mean ± std over seeds; each seed's numbers are greedy averages over "
+        f"{summary['args']['eval_episodes']} episodes on unseen handwriting."
+    )
     return "\n".join(lines)
 
 
@@ -178,12 +212,20 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
     names = list(summary["rungs"])
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), dpi=110)
-    for ax, (key, label) in zip(axes, (("mean_return", "greedy return"), ("success_rate", "success rate"),
-                                       ("wrong_stop_rate", "wrong-stop rate")), strict=True):
+    for ax, (key, label) in zip(
+        axes,
+        (("mean_return", "greedy return"), ("success_rate", "success rate"), ("wrong_stop_rate", "wrong-stop rate")),
+        strict=True,
+    ):
         stats = [_mean_std(summary["rungs"][n], key) for n in names]
         x = np.arange(len(names))
-        ax.bar(x, [m for m, _ in stats], yerr=[s for _, s in stats], capsize=4,
-               color=plt.cm.viridis(np.linspace(0.15, 0.85, len(names))))
+        ax.bar(
+            x,
+            [m for m, _ in stats],
+            yerr=[s for _, s in stats],
+            capsize=4,
+            color=plt.cm.viridis(np.linspace(0.15, 0.85, len(names))),
+        )
         for xi, (m, _) in zip(x, stats, strict=True):
             ax.text(xi, m, f"{m:.3f}", ha="center", va="bottom", fontsize=8)
         if key == "mean_return":

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import gymnasium as gym
-import tyro
 
 import perceptgym.envs  # noqa: F401 - registers perceptgym/GridDriving-v0
-from perceptgym.envs.grid_driving.core import Action
 from perceptgym._cli import run_program
+from perceptgym.envs.grid_driving.core import Action
 
 Command = Action | Literal["reset", "quit"] | None
 

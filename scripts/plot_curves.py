@@ -9,10 +9,10 @@ Runs are grouped by ``{env}__{agent}`` (the run directory name without seed and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import csv
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +45,11 @@ def read_progress(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = list(csv.DictReader(f))
     if not rows:
         raise ValueError(f"{path}: no episodes yet")
-    return (np.array([int(r["episode"]) for r in rows]), np.array([int(r["global_step"]) for r in rows]),
-            np.array([float(r["return"]) for r in rows]))
+    return (
+        np.array([int(r["episode"]) for r in rows]),
+        np.array([int(r["global_step"]) for r in rows]),
+        np.array([float(r["return"]) for r in rows]),
+    )
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -79,8 +82,13 @@ def group_curves(run_dirs: list[Path], x: str, smooth: int) -> dict[str, tuple[n
     return curves
 
 
-def plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], out: str | Path, x: str, title: str | None,
-         ylim: tuple[float, float] | None = None) -> Path:
+def plot(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    out: str | Path,
+    x: str,
+    title: str | None,
+    ylim: tuple[float, float] | None = None,
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")

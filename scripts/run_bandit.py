@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tyro
 
+from perceptgym._cli import run_program
 from perceptgym.agents.bandit import BANDIT_AGENTS, play_rounds
 from perceptgym.envs.digit_bandit.env import DigitBanditEnv
 from perceptgym.envs.digits import DigitSource, Reader
-from perceptgym._cli import run_program
 
 
 @dataclass(frozen=True)

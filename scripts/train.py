@@ -11,8 +11,8 @@ The env may be a Gymnasium id (``FrozenLake-v1``), one of ours (``perceptgym/Gri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,10 +73,18 @@ def main(argv: Sequence[str] | None = None, prog: str = "perceptgym train") -> i
     try:
         if args.resume is None and (args.env is None or args.agent is None):
             raise ValueError("give --env and --agent (or --resume <run dir>)")
-        result = train_run(args.env, args.agent, seed=args.seed, overrides=parse_overrides(args.set),
-                           runs_dir=args.runs_dir, resume=args.resume, progress=args.progress,
-                           tensorboard=args.tensorboard, hyperparams_dir=Path(args.hyperparams_dir),
-                           plugins=args.plugin)
+        result = train_run(
+            args.env,
+            args.agent,
+            seed=args.seed,
+            overrides=parse_overrides(args.set),
+            runs_dir=args.runs_dir,
+            resume=args.resume,
+            progress=args.progress,
+            tensorboard=args.tensorboard,
+            hyperparams_dir=Path(args.hyperparams_dir),
+            plugins=args.plugin,
+        )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -10,19 +10,17 @@ The shipped ``supervised/checkpoints/cnn.pt`` was made with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import tyro
-
+from perceptgym._cli import run_program
 from perceptgym.supervised.classifier import recipe, save_classifier, train
 from perceptgym.supervised.data import load_mnist
 from perceptgym.supervised.plots import plot_confusion
-from perceptgym._cli import run_program
 
 
 @dataclass
@@ -48,28 +46,53 @@ class Args:
 
 def run(args: Args) -> float:
     model_cfg, train_cfg = recipe(args.recipe)
-    train_cfg = dataclasses.replace(train_cfg, seed=args.seed, threads=args.threads,
-                                    **({"epochs": args.epochs} if args.epochs else {}))
+    train_cfg = dataclasses.replace(
+        train_cfg, seed=args.seed, threads=args.threads, **({"epochs": args.epochs} if args.epochs else {})
+    )
     data = load_mnist(args.data_dir)
-    result = train(model_cfg, train_cfg, data.train_images, data.train_labels, data.test_images,
-                   data.test_labels, eval_every=args.eval_every, progress=args.progress)
+    result = train(
+        model_cfg,
+        train_cfg,
+        data.train_images,
+        data.train_labels,
+        data.test_images,
+        data.test_labels,
+        eval_every=args.eval_every,
+        progress=args.progress,
+    )
     metrics = result.metrics
-    train_args = {"recipe": args.recipe, "train": dataclasses.asdict(train_cfg),
-                  "train_seconds": result.train_seconds, "history": result.history}
+    train_args = {
+        "recipe": args.recipe,
+        "train": dataclasses.asdict(train_cfg),
+        "train_seconds": result.train_seconds,
+        "history": result.history,
+    }
     path = save_classifier(args.out, result.model, metrics=metrics, train_args=train_args)
     plot_confusion(metrics.confusion, path.with_suffix(".confusion.png"), title=f"{args.recipe} on MNIST test,")
-    path.with_suffix(".metrics.json").write_text(json.dumps(
-        {"accuracy": metrics.accuracy, "per_class": metrics.per_class, "confusion": metrics.confusion,
-         "train_seconds": result.train_seconds, "history": result.history}, indent=1))
+    path.with_suffix(".metrics.json").write_text(
+        json.dumps(
+            {
+                "accuracy": metrics.accuracy,
+                "per_class": metrics.per_class,
+                "confusion": metrics.confusion,
+                "train_seconds": result.train_seconds,
+                "history": result.history,
+            },
+            indent=1,
+        )
+    )
     print(metrics.table())
-    print(f"trained {args.recipe} in {result.train_seconds:.1f} s of optimisation; "
-          f"test accuracy {metrics.accuracy:.2%}; saved {path}")
+    print(
+        f"trained {args.recipe} in {result.train_seconds:.1f} s of optimisation; "
+        f"test accuracy {metrics.accuracy:.2%}; saved {path}"
+    )
     return metrics.accuracy
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym train-classifier") -> int:
-    return run_program(run, Args, argv, prog,
-                       on_interrupt=lambda args: "no checkpoint written (checkpoints are written atomically)")
+    return run_program(
+        run, Args, argv, prog, on_interrupt=lambda args: "no checkpoint written (checkpoints are written atomically)"
+    )
 
 
 if __name__ == "__main__":

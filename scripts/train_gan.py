@@ -18,15 +18,14 @@ threads, under 10 minutes on this 2-core machine when nothing else runs):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tyro
-
+from perceptgym._cli import run_program
 from perceptgym.supervised.checkpoint import load_checkpoint, save_checkpoint
 from perceptgym.supervised.data import load_mnist
 from perceptgym.supervised.gan import (
@@ -41,7 +40,6 @@ from perceptgym.supervised.gan import (
 )
 from perceptgym.supervised.perception import SHIPPED
 from perceptgym.supervised.plots import save_digit_grid
-from perceptgym._cli import run_program
 
 
 @dataclass
@@ -78,21 +76,40 @@ def run(args: Args) -> dict:
     if ck_path.exists():
         print(f"resuming from {ck_path}")
     train_args = json.loads(json.dumps(dataclasses.asdict(args), default=str))
-    result = train_gan(args.model, args.train, data.train_images, data.train_labels, checkpoint_path=ck_path,
-                       minutes=args.minutes, sample_every=args.sample_every, sample_dir=args.out / "samples",
-                       progress=args.progress, train_args=train_args)
-    print(f"generator {count_parameters(result.generator) / 1e6:.2f}M parameters; step {result.step}/"
-          f"{args.train.steps} after {result.seconds:.0f} s of optimisation")
+    result = train_gan(
+        args.model,
+        args.train,
+        data.train_images,
+        data.train_labels,
+        checkpoint_path=ck_path,
+        minutes=args.minutes,
+        sample_every=args.sample_every,
+        sample_dir=args.out / "samples",
+        progress=args.progress,
+        train_args=train_args,
+    )
+    print(
+        f"generator {count_parameters(result.generator) / 1e6:.2f}M parameters; step {result.step}/"
+        f"{args.train.steps} after {result.seconds:.0f} s of optimisation"
+    )
     if not result.finished:
-        print(f"time budget spent: saved {ck_path}; run the same command again to continue (scoring and "
-              "exporting the generator as it is now)")
+        print(
+            f"time budget spent: saved {ck_path}; run the same command again to continue (scoring and "
+            "exporting the generator as it is now)"
+        )
     metrics: dict = {"step": result.step, "train_seconds": result.seconds, "finished": result.finished}
     if args.classifier.exists():
         from perceptgym.supervised.classifier import load_classifier
         from perceptgym.supervised.gan_scores import score_generator
 
-        scores = score_generator(result.generator, load_classifier(args.classifier), data,
-                                 per_class=args.per_class, n_real=args.n_real, seed=args.train.seed)
+        scores = score_generator(
+            result.generator,
+            load_classifier(args.classifier),
+            data,
+            per_class=args.per_class,
+            n_real=args.n_real,
+            seed=args.train.seed,
+        )
         print(scores.summary())
         metrics |= {**scores.as_dict(), "classifier": str(args.classifier)}
     else:
@@ -101,8 +118,12 @@ def run(args: Args) -> dict:
     save_digit_grid(images, args.out / "grid.png", ncols=10)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     full = load_checkpoint(ck_path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
-    save_checkpoint(ck_path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
-                    {k: v for k, v in full.items() if k not in ("format", "version")} | {"metrics": metrics})
+    save_checkpoint(
+        ck_path,
+        CHECKPOINT_FORMAT,
+        CHECKPOINT_VERSION,
+        {k: v for k, v in full.items() if k not in ("format", "version")} | {"metrics": metrics},
+    )
     for path in (args.out / "generator.pt", args.export):
         if path is not None:
             save_generator(path, result.generator, metrics=metrics, train_args=train_args, step=result.step)
@@ -111,8 +132,13 @@ def run(args: Args) -> dict:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym train-gan") -> int:
-    return run_program(run, Args, argv, prog,
-                       on_interrupt=lambda args: f"training state saved in {args.out / 'gan.pt'}; run the same command to resume")
+    return run_program(
+        run,
+        Args,
+        argv,
+        prog,
+        on_interrupt=lambda args: f"training state saved in {args.out / 'gan.pt'}; run the same command to resume",
+    )
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import tyro
@@ -40,8 +40,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "perceptgym watch") -> i
     args = tyro.cli(Args, args=None if argv is None else list(argv), prog=prog, description=__doc__)
     try:
         env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else None
-        run = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs,
-                       render_mode="rgb_array" if args.record else "human")
+        run = load_run(
+            args.path, env_id=args.env, env_kwargs=env_kwargs, render_mode="rgb_array" if args.record else "human"
+        )
         frames = []
         for i in range(args.episodes):
             if args.record:

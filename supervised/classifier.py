@@ -89,8 +89,11 @@ class DigitClassifier(nn.Module):
             c1, c2 = cfg.channels
             # 28 -> 12 (5x5, stride 2) -> 5 (3x3, stride 2)
             self.body = nn.Sequential(
-                *_conv(1, c1, 5, cfg.batchnorm), *_conv(c1, c2, 3, cfg.batchnorm),
-                nn.Flatten(), nn.Linear(c2 * 25, cfg.hidden), nn.ReLU(),
+                *_conv(1, c1, 5, cfg.batchnorm),
+                *_conv(c1, c2, 3, cfg.batchnorm),
+                nn.Flatten(),
+                nn.Linear(c2 * 25, cfg.hidden),
+                nn.ReLU(),
             )
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, 10))
 
@@ -126,15 +129,19 @@ class TrainConfig:
 
 RECIPES: dict[str, tuple[ClassifierConfig, TrainConfig]] = {
     # The seed's tutorial: Keras defaults (Adam 1e-3, batch 32), inputs x/255, 5 epochs.
-    "mlp": (ClassifierConfig(arch="mlp"), TrainConfig(epochs=5, batch_size=32, lr=1e-3, schedule="constant",
-                                                      weight_decay=0.0)),
+    "mlp": (
+        ClassifierConfig(arch="mlp"),
+        TrainConfig(epochs=5, batch_size=32, lr=1e-3, schedule="constant", weight_decay=0.0),
+    ),
     # The same MLP with a large batch and a one-cycle schedule: the same accuracy in a few seconds.
     "mlp-fast": (ClassifierConfig(arch="mlp"), TrainConfig(epochs=10, batch_size=512, lr=5e-3, weight_decay=0.0)),
     "cnn": (ClassifierConfig(), TrainConfig(epochs=5, augment="shift")),
     # The same CNN, 3 epochs without augmentation: the fastest route to 99.0% (~99.2% final).
     "cnn-fast": (ClassifierConfig(), TrainConfig(epochs=3, augment="none")),
-    "cnn-long": (ClassifierConfig(channels=(48, 96), hidden=256),
-                 TrainConfig(epochs=12, augment="affine", label_smoothing=0.1, lr=3e-3)),
+    "cnn-long": (
+        ClassifierConfig(channels=(48, 96), hidden=256),
+        TrainConfig(epochs=12, augment="affine", label_smoothing=0.1, lr=3e-3),
+    ),
 }
 
 
@@ -162,9 +169,12 @@ class Metrics:
         return cls(float((labels == predicted).mean()), per_class.tolist(), confusion.tolist())
 
     def table(self) -> str:
-        lines = [f"accuracy {self.accuracy:.4f}", "per class: " + " ".join(
-            f"{k}:{a:.3f}" for k, a in enumerate(self.per_class)), "confusion (rows true, cols predicted):",
-            "      " + " ".join(f"{k:>5}" for k in range(10))]
+        lines = [
+            f"accuracy {self.accuracy:.4f}",
+            "per class: " + " ".join(f"{k}:{a:.3f}" for k, a in enumerate(self.per_class)),
+            "confusion (rows true, cols predicted):",
+            "      " + " ".join(f"{k:>5}" for k in range(10)),
+        ]
         lines += [f"  {k:>2}: " + " ".join(f"{v:>5}" for v in row) for k, row in enumerate(self.confusion)]
         return "\n".join(lines)
 
@@ -205,11 +215,14 @@ AUGMENT = {"none": lambda x, gen: x, "shift": _shift, "affine": _augment}
 
 
 @torch.inference_mode()
-def predict_logits(model: DigitClassifier, preprocess: Preprocess, images: np.ndarray,
-                   batch_size: int = 2048) -> torch.Tensor:
+def predict_logits(
+    model: DigitClassifier, preprocess: Preprocess, images: np.ndarray, batch_size: int = 2048
+) -> torch.Tensor:
     model.eval()
-    out = [model(preprocess(torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size]))))
-           for i in range(0, len(images), batch_size)]
+    out = [
+        model(preprocess(torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size]))))
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(out) if out else torch.zeros(0, 10)
 
 
@@ -254,8 +267,7 @@ def train(
     total_steps = steps_per_epoch * train_cfg.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     if train_cfg.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train_cfg.lr, total_steps=total_steps,
-                                                    pct_start=0.25)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train_cfg.lr, total_steps=total_steps, pct_start=0.25)
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     have_test = test_images is not None and test_labels is not None
@@ -269,7 +281,8 @@ def train(
     resume_file = Path(resume_path) if resume_path is not None else None
     if resume_file is not None and resume_file.exists():
         seconds, step, history, start_epoch, start_i, order = _restore(
-            resume_file, model_cfg, train_cfg, model, opt, sched, gen)
+            resume_file, model_cfg, train_cfg, model, opt, sched, gen
+        )
         if bar is not None:
             bar.update(step)
 
@@ -287,7 +300,7 @@ def train(
     def train_step(i: int) -> None:
         nonlocal step, seconds
         t0 = time.perf_counter()
-        idx = order[i * train_cfg.batch_size:(i + 1) * train_cfg.batch_size]
+        idx = order[i * train_cfg.batch_size : (i + 1) * train_cfg.batch_size]
         x, y = x_all[idx], y_all[idx]
         x = AUGMENT[train_cfg.augment](x, gen)
         loss = F.cross_entropy(model(x), y, label_smoothing=train_cfg.label_smoothing)
@@ -311,14 +324,26 @@ def train(
                 for i in range(start_i if epoch == start_epoch else 0, steps_per_epoch):
                     if interrupt.requested:
                         if resume_file is not None:
-                            save_checkpoint(resume_file, RESUME_FORMAT, CHECKPOINT_VERSION, {
-                                "model_args": _cfg_dict(model_cfg), "train_cfg": asdict(train_cfg),
-                                "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
-                                "scheduler": sched.state_dict(),
-                                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                                "seconds": seconds, "step": step, "history": history, "epoch": epoch, "i": i,
-                                "order": order,
-                            })
+                            save_checkpoint(
+                                resume_file,
+                                RESUME_FORMAT,
+                                CHECKPOINT_VERSION,
+                                {
+                                    "model_args": _cfg_dict(model_cfg),
+                                    "train_cfg": asdict(train_cfg),
+                                    "state_dict": model.state_dict(),
+                                    "optimizer": opt.state_dict(),
+                                    "scheduler": sched.state_dict(),
+                                    "generator": gen.get_state(),
+                                    "torch_rng": torch.get_rng_state(),
+                                    "seconds": seconds,
+                                    "step": step,
+                                    "history": history,
+                                    "epoch": epoch,
+                                    "i": i,
+                                    "order": order,
+                                },
+                            )
                         raise KeyboardInterrupt
                     train_step(i)
                 order = None
@@ -332,8 +357,15 @@ def train(
     return TrainResult(model.eval(), metrics, history, seconds)
 
 
-def _restore(path: Path, model_cfg: ClassifierConfig, train_cfg: TrainConfig, model: nn.Module,
-             opt: torch.optim.Optimizer, sched, gen: torch.Generator) -> tuple:
+def _restore(
+    path: Path,
+    model_cfg: ClassifierConfig,
+    train_cfg: TrainConfig,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched,
+    gen: torch.Generator,
+) -> tuple:
     state = load_checkpoint(path, RESUME_FORMAT, CHECKPOINT_VERSION)
     if state["model_args"] != _cfg_dict(model_cfg) or state["train_cfg"] != asdict(train_cfg):
         raise CheckpointError(f"{path} was saved by a run with other settings; delete it to start over")
@@ -354,15 +386,25 @@ def _cfg_dict(cfg: ClassifierConfig) -> dict[str, Any]:
 # ---- checkpoints ---------------------------------------------------------------------------------------
 
 
-def save_classifier(path: str | Path, model: DigitClassifier, *, metrics: Metrics | None = None,
-                    train_args: dict[str, Any] | None = None) -> Path:
-    return save_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, {
-        "model_args": _cfg_dict(model.cfg),
-        "state_dict": model.state_dict(),
-        "preprocess": asdict(preprocess_for(model.cfg)),
-        "metrics": asdict(metrics) if metrics else None,
-        "train_args": train_args or {},
-    })
+def save_classifier(
+    path: str | Path,
+    model: DigitClassifier,
+    *,
+    metrics: Metrics | None = None,
+    train_args: dict[str, Any] | None = None,
+) -> Path:
+    return save_checkpoint(
+        path,
+        CHECKPOINT_FORMAT,
+        CHECKPOINT_VERSION,
+        {
+            "model_args": _cfg_dict(model.cfg),
+            "state_dict": model.state_dict(),
+            "preprocess": asdict(preprocess_for(model.cfg)),
+            "metrics": asdict(metrics) if metrics else None,
+            "train_args": train_args or {},
+        },
+    )
 
 
 @dataclass

@@ -130,8 +130,11 @@ class Generator(nn.Module):
         self.embed = nn.Embedding(NUM_CLASSES, cfg.embed_dim)
         self.fc = nn.Linear(cfg.z_dim + cfg.embed_dim, c * 49, bias=False)
         self.net = nn.Sequential(
-            nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(c, c2, 4, 2, 1, bias=False), nn.BatchNorm2d(c2), nn.ReLU(inplace=True),  # 7 -> 14
+            nn.BatchNorm2d(c),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(c, c2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(c2),
+            nn.ReLU(inplace=True),  # 7 -> 14
         )
         self.to_image = nn.ConvTranspose2d(c2, 1, 4, 2, 1)  # 14 -> 28, then tanh
 
@@ -158,9 +161,11 @@ class Discriminator(nn.Module):
         sn = nn.utils.parametrizations.spectral_norm if cfg.spectral_norm else (lambda m: m)
         c_in = 1 + (NUM_CLASSES if cfg.conditioning == "channels" else 0)
         self.body = nn.Sequential(
-            sn(nn.Conv2d(c_in, c, 4, 2, 1)), nn.LeakyReLU(0.2),  # 28 -> 14
+            sn(nn.Conv2d(c_in, c, 4, 2, 1)),
+            nn.LeakyReLU(0.2),  # 28 -> 14
             sn(nn.Conv2d(c, 2 * c, 4, 2, 1, bias=not cfg.d_batchnorm)),  # 14 -> 7
-            *([nn.BatchNorm2d(2 * c)] if cfg.d_batchnorm else []), nn.LeakyReLU(0.2),
+            *([nn.BatchNorm2d(2 * c)] if cfg.d_batchnorm else []),
+            nn.LeakyReLU(0.2),
             nn.Flatten(),
         )
         features = 2 * c * 49 + (49 if cfg.minibatch_std else 0)
@@ -318,8 +323,13 @@ def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
-def wgan_gp_penalty(disc: Discriminator, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
-                    gen: torch.Generator | None = None) -> torch.Tensor:
+def wgan_gp_penalty(
+    disc: Discriminator,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    labels: torch.Tensor,
+    gen: torch.Generator | None = None,
+) -> torch.Tensor:
     """``E (||∇ D(x̂)|| − 1)²`` at random interpolates of real and fake (Gulrajani et al. 2017)."""
     eps = torch.rand(real.shape[0], 1, 1, 1, generator=gen)
     mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
@@ -359,18 +369,19 @@ def recalibrate_batchnorm(generator: Generator, *, batches: int = 40, batch_size
 
 
 @torch.inference_mode()
-def sample(generator: Generator, labels: torch.Tensor | np.ndarray, z: torch.Tensor | np.ndarray,
-           batch_size: int = 1000) -> npt.NDArray[np.uint8]:
+def sample(
+    generator: Generator, labels: torch.Tensor | np.ndarray, z: torch.Tensor | np.ndarray, batch_size: int = 1000
+) -> npt.NDArray[np.uint8]:
     """uint8 digits ``(n, 28, 28)`` for the given labels and latents (generator in eval mode)."""
     generator.eval()
     labels = torch.as_tensor(labels, dtype=torch.int64)
     z = torch.as_tensor(z, dtype=torch.float32)
     out = torch.empty(len(labels), 28, 28, dtype=torch.uint8)
     for i in range(0, len(labels), batch_size):
-        images = generator(z[i:i + batch_size], labels[i:i + batch_size])
+        images = generator(z[i : i + batch_size], labels[i : i + batch_size])
         if generator.cfg.place_by_mass:
             images = center_by_mass(images)
-        out[i:i + batch_size] = to_uint8(images)
+        out[i : i + batch_size] = to_uint8(images)
     return out.numpy()
 
 
@@ -395,16 +406,27 @@ def _train_config(d: dict[str, Any]) -> GanTrainConfig:
     return GanTrainConfig(**d)
 
 
-def save_generator(path: str | Path, generator: Generator, *, metrics: dict[str, Any] | None = None,
-                   train_args: dict[str, Any] | None = None, step: int = 0) -> Path:
+def save_generator(
+    path: str | Path,
+    generator: Generator,
+    *,
+    metrics: dict[str, Any] | None = None,
+    train_args: dict[str, Any] | None = None,
+    step: int = 0,
+) -> Path:
     """Writes a generator-only checkpoint (what a digit source needs): a few hundred kB to a few MB."""
-    return save_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, {
-        "model_args": _config_dict(generator.cfg),
-        "generator": generator.state_dict(),
-        "step": step,
-        "metrics": metrics or {},
-        "train_args": train_args or {},
-    })
+    return save_checkpoint(
+        path,
+        CHECKPOINT_FORMAT,
+        CHECKPOINT_VERSION,
+        {
+            "model_args": _config_dict(generator.cfg),
+            "generator": generator.state_dict(),
+            "step": step,
+            "metrics": metrics or {},
+            "train_args": train_args or {},
+        },
+    )
 
 
 @dataclass
@@ -423,8 +445,9 @@ def load_generator(path: str | Path) -> LoadedGenerator:
         generator.load_state_dict(ck["generator"])
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"{path}: GAN checkpoint is damaged or inconsistent ({type(e).__name__}: {e})") from e
-    return LoadedGenerator(generator.eval(), dict(ck.get("metrics") or {}), dict(ck.get("train_args") or {}),
-                           int(ck.get("step", 0)))
+    return LoadedGenerator(
+        generator.eval(), dict(ck.get("metrics") or {}), dict(ck.get("train_args") or {}), int(ck.get("step", 0))
+    )
 
 
 # ---- training ------------------------------------------------------------------------------------------
@@ -465,7 +488,7 @@ class _Trainer:
         if self.pos + b > self.n_train:  # drop the ragged end of an epoch: every batch has the same size
             self.order = torch.randperm(self.n_train, generator=self.shuffle)
             self.pos = 0
-        idx = self.order[self.pos:self.pos + b]
+        idx = self.order[self.pos : self.pos + b]
         self.pos += b
         return idx
 
@@ -512,9 +535,13 @@ class _Trainer:
         else:
             self.G_ema.load_state_dict(self.G.state_dict())
         with torch.no_grad():
-            return {"loss_d": float(loss_d), "loss_g": float(loss_g), "penalty": float(penalty),
-                    "d_real": float(torch.sigmoid(real_logits).mean()),
-                    "d_fake": float(torch.sigmoid(fake_logits).mean())}
+            return {
+                "loss_d": float(loss_d),
+                "loss_g": float(loss_g),
+                "penalty": float(penalty),
+                "d_real": float(torch.sigmoid(real_logits).mean()),
+                "d_fake": float(torch.sigmoid(fake_logits).mean()),
+            }
 
     def sampler(self) -> Generator:
         """The EMA generator with re-estimated BatchNorm statistics, in eval mode (a copy)."""
@@ -534,9 +561,15 @@ class _Trainer:
             "train_config": _config_dict(self.train_cfg),
             "train_args": train_args,
             "metrics": {},
-            "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state(),
-                    "noise": self.noise.get_state()},
-            "order": self.order, "pos": self.pos, "seconds": self.seconds, "history": self.history,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "shuffle": self.shuffle.get_state(),
+                "noise": self.noise.get_state(),
+            },
+            "order": self.order,
+            "pos": self.pos,
+            "seconds": self.seconds,
+            "history": self.history,
         }
 
     def restore(self, path: Path) -> None:
@@ -548,13 +581,18 @@ class _Trainer:
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: GAN training checkpoint is damaged ({type(e).__name__}: {e})") from e
         if saved_model != _config_dict(self.model_cfg):
-            raise CheckpointError(f"{path} was trained with model {ck['model_args']}, not "
-                                  f"{_config_dict(self.model_cfg)}; use another run directory to start over")
+            raise CheckpointError(
+                f"{path} was trained with model {ck['model_args']}, not "
+                f"{_config_dict(self.model_cfg)}; use another run directory to start over"
+            )
         saved = _train_config(ck["train_config"])
-        if _config_dict(saved) != _config_dict(self.train_cfg) and \
-                (_config_dict(saved) | {"steps": 0}) != (_config_dict(self.train_cfg) | {"steps": 0}):
-            raise CheckpointError(f"{path} was trained with {saved}; only `steps` may change when resuming "
-                                  "(use another run directory to start over)")
+        if _config_dict(saved) != _config_dict(self.train_cfg) and (_config_dict(saved) | {"steps": 0}) != (
+            _config_dict(self.train_cfg) | {"steps": 0}
+        ):
+            raise CheckpointError(
+                f"{path} was trained with {saved}; only `steps` may change when resuming "
+                "(use another run directory to start over)"
+            )
         try:
             self.G.load_state_dict(ck["generator_train"])
             self.G_ema.load_state_dict(ck["generator_ema"])
@@ -617,8 +655,9 @@ def train_gan(
     images = np.asarray(images)
     labels = np.asarray(labels, dtype=np.int64)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8 or len(images) != len(labels):
-        raise ValueError(f"need uint8 images (n, 28, 28) and n labels, got {images.shape} {images.dtype}, "
-                         f"{labels.shape}")
+        raise ValueError(
+            f"need uint8 images (n, 28, 28) and n labels, got {images.shape} {images.dtype}, {labels.shape}"
+        )
     if len(images) < train_cfg.batch_size:
         raise ValueError(f"batch_size {train_cfg.batch_size} exceeds the {len(images)} training digits")
     x_all = torch.from_numpy(np.ascontiguousarray(images))
@@ -701,8 +740,9 @@ class GanSource:
             same (98.94% / 2.91× both, 10k digits). None (default): where the CPU does bfloat16 natively.
     """
 
-    def __init__(self, path: str | Path = "gan", *, batch_size: int = 256, threads: int | None = 1,
-                 bfloat16: bool | None = None):
+    def __init__(
+        self, path: str | Path = "gan", *, batch_size: int = 256, threads: int | None = 1, bfloat16: bool | None = None
+    ):
         from perceptgym.supervised.perception import SHIPPED
 
         self.path = SHIPPED["gan"] if str(path) == "gan" else Path(path)
@@ -728,12 +768,17 @@ class GanSource:
             return sample(self.generator, torch.from_numpy(labels), torch.from_numpy(z), self.batch_size)
 
     def __getstate__(self) -> dict:  # pickle by path, like MnistSource
-        return {"path": str(self.path), "batch_size": self.batch_size, "threads": self.threads,
-                "bfloat16": self.bfloat16}
+        return {
+            "path": str(self.path),
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+            "bfloat16": self.bfloat16,
+        }
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"], batch_size=state["batch_size"], threads=state["threads"],
-                      bfloat16=state.get("bfloat16"))
+        self.__init__(
+            state["path"], batch_size=state["batch_size"], threads=state["threads"], bfloat16=state.get("bfloat16")
+        )
 
     def __repr__(self) -> str:
         return f"GanSource({str(self.path)!r})"

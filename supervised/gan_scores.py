@@ -60,8 +60,9 @@ def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
 
 
 @torch.inference_mode()
-def classifier_outputs(classifier: LoadedClassifier, images: npt.NDArray[np.uint8],
-                       batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+def classifier_outputs(
+    classifier: LoadedClassifier, images: npt.NDArray[np.uint8], batch_size: int = 2000
+) -> tuple[np.ndarray, np.ndarray]:
     """Penultimate-layer features ``(n, d)`` (float64) and predicted labels ``(n,)`` for uint8 digits."""
     images = np.asarray(images)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
@@ -69,7 +70,7 @@ def classifier_outputs(classifier: LoadedClassifier, images: npt.NDArray[np.uint
     model = classifier.model.eval()
     feats, preds = [], []
     for i in range(0, len(images), batch_size):
-        x = classifier.preprocess(torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])))
+        x = classifier.preprocess(torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])))
         f = model.features(x)
         feats.append(f.double().numpy())
         preds.append(model.head(f).argmax(1).numpy())
@@ -95,9 +96,11 @@ class GanScores:
 
     def summary(self) -> str:
         per_class = " ".join(f"{k}:{a:.3f}" for k, a in enumerate(self.per_class))
-        return (f"label accuracy {self.label_accuracy:.2%} ({self.n_fake} digits; per class {per_class})\n"
-                f"Fréchet distance (classifier features) {self.frechet:.3f}; real train vs real test floor "
-                f"{self.frechet_floor:.3f}; ratio {self.ratio:.2f}x")
+        return (
+            f"label accuracy {self.label_accuracy:.2%} ({self.n_fake} digits; per class {per_class})\n"
+            f"Fréchet distance (classifier features) {self.frechet:.3f}; real train vs real test floor "
+            f"{self.frechet_floor:.3f}; ratio {self.ratio:.2f}x"
+        )
 
 
 def label_accuracy(predicted: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
@@ -108,29 +111,51 @@ def label_accuracy(predicted: np.ndarray, labels: np.ndarray) -> tuple[float, li
     return float(hits.mean()), per_class
 
 
-def real_stats(classifier: LoadedClassifier, data: MnistData, n: int = 10_000,
-               seed: int = 0) -> tuple[FeatureStats, FeatureStats]:
+def real_stats(
+    classifier: LoadedClassifier, data: MnistData, n: int = 10_000, seed: int = 0
+) -> tuple[FeatureStats, FeatureStats]:
     """Feature statistics of ``n`` test digits (all 10k by default) and of ``n`` random training digits."""
     rng = np.random.default_rng(seed)
-    test = data.test_images if n >= len(data.test_images) else \
-        data.test_images[rng.choice(len(data.test_images), n, replace=False)]
+    test = (
+        data.test_images
+        if n >= len(data.test_images)
+        else data.test_images[rng.choice(len(data.test_images), n, replace=False)]
+    )
     train = data.train_images[np.sort(rng.choice(len(data.train_images), n, replace=False))]
-    return FeatureStats.of(classifier_outputs(classifier, test)[0]), \
-        FeatureStats.of(classifier_outputs(classifier, train)[0])
+    return FeatureStats.of(classifier_outputs(classifier, test)[0]), FeatureStats.of(
+        classifier_outputs(classifier, train)[0]
+    )
 
 
-def score_samples(classifier: LoadedClassifier, images: npt.NDArray[np.uint8], labels: np.ndarray,
-                  test_stats: FeatureStats, train_stats: FeatureStats) -> GanScores:
+def score_samples(
+    classifier: LoadedClassifier,
+    images: npt.NDArray[np.uint8],
+    labels: np.ndarray,
+    test_stats: FeatureStats,
+    train_stats: FeatureStats,
+) -> GanScores:
     """Scores generated ``images`` made for ``labels`` against real-test statistics (and the floor)."""
     features, predicted = classifier_outputs(classifier, images)
     acc, per_class = label_accuracy(predicted, labels)
-    return GanScores(acc, per_class, frechet_distance(test_stats, FeatureStats.of(features)),
-                     frechet_distance(test_stats, train_stats), len(images))
+    return GanScores(
+        acc,
+        per_class,
+        frechet_distance(test_stats, FeatureStats.of(features)),
+        frechet_distance(test_stats, train_stats),
+        len(images),
+    )
 
 
-def score_generator(generator, classifier: LoadedClassifier, data: MnistData, *, per_class: int = 1000,
-                    n_real: int = 10_000, seed: int = 0,
-                    stats: tuple[FeatureStats, FeatureStats] | None = None) -> GanScores:
+def score_generator(
+    generator,
+    classifier: LoadedClassifier,
+    data: MnistData,
+    *,
+    per_class: int = 1000,
+    n_real: int = 10_000,
+    seed: int = 0,
+    stats: tuple[FeatureStats, FeatureStats] | None = None,
+) -> GanScores:
     """Label accuracy and Fréchet distance of ``per_class`` digits of each class (10k by default).
 
     Args:

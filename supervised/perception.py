@@ -1,7 +1,8 @@
 """Perception models as plain numpy callables for the environments: readers and digit sources.
 
-``load_reader("cnn")`` gives the shipped CNN as a :class:`perceptgym.envs.digits.Reader`; ``make_source("mnist-test")``
-gives a :class:`perceptgym.envs.digits.DigitSource` over real MNIST digits; ``make_source("gan")`` the shipped generator.
+``load_reader("cnn")`` gives the shipped CNN as a :class:`perceptgym.envs.digits.Reader`;
+``make_source("mnist-test")`` gives a :class:`perceptgym.envs.digits.DigitSource` over real MNIST digits;
+``make_source("gan")`` the shipped generator.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ class DigitReader:
             so the cache never changes a result.
     """
 
-    def __init__(self, path: str | Path = "cnn", *, batch_size: int = 1024, threads: int | None = 1,
-                 cache_size: int = 0):
+    def __init__(
+        self, path: str | Path = "cnn", *, batch_size: int = 1024, threads: int | None = 1, cache_size: int = 0
+    ):
         self.path = SHIPPED.get(str(path), Path(path))
         loaded = load_classifier(self.path)
         self.model, self.preprocess = loaded.model, loaded.preprocess
@@ -76,8 +78,8 @@ class DigitReader:
         out = np.empty((len(images), 10), dtype=np.float32)
         with torch_threads(self.threads):
             for i in range(0, len(images), self.batch_size):
-                x = self.preprocess(torch.from_numpy(images[i:i + self.batch_size]))
-                out[i:i + len(x)] = self.model(x).numpy()
+                x = self.preprocess(torch.from_numpy(images[i : i + self.batch_size]))
+                out[i : i + len(x)] = self.model(x).numpy()
         return out
 
     def probs(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
@@ -104,16 +106,26 @@ class DigitReader:
                 k = int(row.argmax())
                 self._cache[keys[i]] = (k, float(row[k]))
         found = [self._cache[k] for k in keys]
-        return (np.fromiter((f[0] for f in found), np.int64, len(found)),
-                np.fromiter((f[1] for f in found), np.float32, len(found)))
+        return (
+            np.fromiter((f[0] for f in found), np.int64, len(found)),
+            np.fromiter((f[1] for f in found), np.float32, len(found)),
+        )
 
     def __getstate__(self) -> dict:  # envs holding a reader must pickle (vector envs, check_env)
-        return {"path": str(self.path), "batch_size": self.batch_size, "threads": self.threads,
-                "cache_size": self.cache_size}
+        return {
+            "path": str(self.path),
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+            "cache_size": self.cache_size,
+        }
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"], batch_size=state["batch_size"], threads=state["threads"],
-                      cache_size=state.get("cache_size", 0))
+        self.__init__(
+            state["path"],
+            batch_size=state["batch_size"],
+            threads=state["threads"],
+            cache_size=state.get("cache_size", 0),
+        )
 
     def __repr__(self) -> str:
         return f"DigitReader({str(self.path)!r}, arch={self.arch!r})"

@@ -26,8 +26,15 @@ def plot_confusion(confusion: np.ndarray | list, path: str | Path, title: str = 
     for i in range(10):
         for j in range(10):
             if confusion[i, j]:
-                ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if i == j else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(confusion[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if i == j else "black",
+                )
     ax.set_xticks(range(10))
     ax.set_yticks(range(10))
     ax.set_xlabel("predicted digit")
@@ -55,7 +62,7 @@ def save_digit_grid(images: np.ndarray, path: str | Path, ncols: int = 10, scale
     for k, img in enumerate(images):
         r, c = divmod(k, ncols)
         y, x = pad + r * (28 + pad), pad + c * (28 + pad)
-        grid[y:y + 28, x:x + 28] = 255 - img
+        grid[y : y + 28, x : x + 28] = 255 - img
     im = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"scripts": "perceptgym", "envs": "perceptgym.envs", "agents": "perceptgym.agents",
-           "supervised": "perceptgym.supervised"}
+FOLDERS = {
+    "scripts": "perceptgym",
+    "envs": "perceptgym.envs",
+    "agents": "perceptgym.agents",
+    "supervised": "perceptgym.supervised",
+}
 BARE = {"envs", "agents", "supervised", "scripts"}
 #: modules under scripts/ that are not programs (the package, its CLI plumbing, the plug-in examples)
 NOT_PROGRAMS = {"__init__", "_cli", "cli"}
@@ -49,8 +53,9 @@ def test_pyproject_lists_every_package_folder():
     assert set(config["packages"]) == expected
 
 
-@pytest.mark.parametrize("path", _python_files("envs", "agents", "supervised", "scripts", "tests"),
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", _python_files("envs", "agents", "supervised", "scripts", "tests"), ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_nothing_imports_the_bare_folder_names(path):
     bare = [n for n in _imports(path) if n.split(".")[0] in BARE]
     assert not bare, f"{path.relative_to(ROOT)} imports {bare}: use perceptgym.…"
@@ -66,8 +71,12 @@ def test_every_program_is_a_subcommand_with_help():
     modules = {f"perceptgym.{m}" for m, _ in [*PROGRAMS.values(), *BENCHMARKS.values()]}
     assert modules == _programs() - {"perceptgym.examples"}
     for name in [*PROGRAMS, *(f"bench {b}" for b in BENCHMARKS)]:
-        out = subprocess.run([sys.executable, "-m", "perceptgym.cli", *name.split(), "--help"], capture_output=True,
-                             text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-m", "perceptgym.cli", *name.split(), "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, (name, out.stderr)
         assert f"usage: perceptgym {name}" in out.stdout, (name, out.stdout[:300])
 
@@ -82,8 +91,23 @@ def test_unknown_subcommand_is_one_line_and_exit_2():
 def test_wheel_holds_only_perceptgym_and_installs_beside_agents_and_scripts(tmp_path):
     """A user's own ``agents`` and ``scripts`` packages keep working next to an installed perceptgym wheel."""
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check",
-                    "-w", str(wheels), str(ROOT)], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     (wheel,) = wheels.glob("perceptgym-*.whl")
     with zipfile.ZipFile(wheel) as z:
         top = {n.split("/")[0] for n in z.namelist() if not n.split("/")[0].endswith(".dist-info")}
@@ -95,18 +119,41 @@ def test_wheel_holds_only_perceptgym_and_installs_beside_agents_and_scripts(tmp_
     for pkg in ("agents", "scripts"):
         (site / pkg).mkdir(parents=True)
         (site / pkg / "__init__.py").write_text(f"OWNER = 'user {pkg}'\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
-                    "--target", str(site), str(wheel)], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     work = tmp_path / "work"
     work.mkdir()
     env = {"PYTHONPATH": str(site), "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "PATH": "/usr/bin:/bin"}
-    check = ("import agents, scripts, perceptgym, gymnasium as gym; "
-             "assert agents.OWNER == 'user agents' and scripts.OWNER == 'user scripts'; "
-             f"assert perceptgym.__file__.startswith({str(site)!r}), perceptgym.__file__; "
-             "gym.make('perceptgym/GridDriving-v0').reset(seed=0); print('ok')")
+    check = (
+        "import agents, scripts, perceptgym, gymnasium as gym; "
+        "assert agents.OWNER == 'user agents' and scripts.OWNER == 'user scripts'; "
+        f"assert perceptgym.__file__.startswith({str(site)!r}), perceptgym.__file__; "
+        "gym.make('perceptgym/GridDriving-v0').reset(seed=0); print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", check], cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
-    out = subprocess.run([sys.executable, "-m", "perceptgym.cli", "demo", "--quick", "--out", str(work / "demo")],
-                         cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-m", "perceptgym.cli", "demo", "--quick", "--out", str(work / "demo")],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (work / "demo" / "report.md").is_file()

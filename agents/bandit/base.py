@@ -135,7 +135,8 @@ class BanditAgent:
             raise CheckpointError(f"{path}: format {header.get('format')!r} is not {FORMAT!r}")
         if header.get("version") != VERSION:
             raise CheckpointError(
-                f"{path}: bandit checkpoint version {header.get('version')!r}, this code reads {VERSION}")
+                f"{path}: bandit checkpoint version {header.get('version')!r}, this code reads {VERSION}"
+            )
         if header["agent"] != cls.name:
             raise CheckpointError(f"{path}: checkpoint of agent {header['agent']!r}, cannot load it as {cls.name!r}")
         check_spaces(header["spaces"], observation_space, action_space, path)

@@ -12,5 +12,12 @@ TABULAR_AGENTS: dict[str, type[TabularAgent]] = {
     cls.name: cls for cls in (QLearningAgent, SarsaAgent, ExpectedSarsaAgent, DoubleQLearningAgent)
 }
 
-__all__ = ["TABULAR_AGENTS", "DoubleQLearningAgent", "ExpectedSarsaAgent", "QLearningAgent", "SarsaAgent",
-           "TabularAgent", "TabularConfig"]
+__all__ = [
+    "TABULAR_AGENTS",
+    "DoubleQLearningAgent",
+    "ExpectedSarsaAgent",
+    "QLearningAgent",
+    "SarsaAgent",
+    "TabularAgent",
+    "TabularConfig",
+]

@@ -100,8 +100,13 @@ class TabularAgent:
     on_policy: ClassVar[bool] = False
     """True when the TD target uses the next action actually taken (SARSA): the loop picks it first."""
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space,
-                 config: TabularConfig | dict | None = None, rng: np.random.Generator | int | None = None):
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        config: TabularConfig | dict | None = None,
+        rng: np.random.Generator | int | None = None,
+    ):
         self.n_states, self._obs_start = _discrete(observation_space, "observation", type(self).__name__)
         self.n_actions, self._act_start = _discrete(action_space, "action", type(self).__name__)
         self.observation_space, self.action_space = observation_space, action_space
@@ -148,8 +153,9 @@ class TabularAgent:
         return row.index(best) + self._act_start
 
     # ---- learning ----------------------------------------------------------------------------------------
-    def update_step(self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool,
-                    next_action: Any = None) -> None:
+    def update_step(
+        self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool, next_action: Any = None
+    ) -> None:
         """One TD update: Q(s,a) ← Q(s,a) + α[target − Q(s,a)].
 
         The target is ``reward`` when ``terminated`` and ``reward + γ·next_value`` otherwise (also after a
@@ -180,8 +186,7 @@ class TabularAgent:
         self.epsilon = float(self._epsilon_schedule(self.episode))
         self.alpha = float(self._alpha_schedule(self.episode))
 
-    def learn(self, env: gym.Env, total_timesteps: int, *, seed: int | None = None,
-              callback: Any = None) -> Any:
+    def learn(self, env: gym.Env, total_timesteps: int, *, seed: int | None = None, callback: Any = None) -> Any:
         """Trains for ``total_timesteps`` env steps (see :func:`perceptgym.agents.loop.train`)."""
         from perceptgym.agents.loop import train
 
@@ -206,8 +211,7 @@ class TabularAgent:
         for table in tables:
             if np.shape(table) != (self.n_states, self.n_actions) or not np.all(np.isfinite(table)):
                 raise ValueError(
-                    f"expected a finite Q table of shape {(self.n_states, self.n_actions)}, "
-                    f"got {np.shape(table)}"
+                    f"expected a finite Q table of shape {(self.n_states, self.n_actions)}, got {np.shape(table)}"
                 )
         self._tables = [np.asarray(t, dtype=np.float64).tolist() for t in tables]
         self._q = self._tables[0]
@@ -217,25 +221,31 @@ class TabularAgent:
         """Writes ``path`` (.npz): the Q table(s), the config, the spaces and the training state."""
         path = checkpoint_file(path, ".npz")
         meta = {
-            "format": FORMAT, "version": FORMAT_VERSION, "agent": self.name,
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "agent": self.name,
             "config": asdict(self.config),
             "observation_space": describe_space(self.observation_space),
             "action_space": describe_space(self.action_space),
-            "n_states": self.n_states, "n_actions": self.n_actions,
-            "obs_start": self._obs_start, "act_start": self._act_start,
-            "episode": self.episode, "rng_state": self.rng.bit_generator.state,
+            "n_states": self.n_states,
+            "n_actions": self.n_actions,
+            "obs_start": self._obs_start,
+            "act_start": self._act_start,
+            "episode": self.episode,
+            "rng_state": self.rng.bit_generator.state,
         }
         tables = self.tables()
         arrays = {"q": tables[0], **{f"q{i}": t for i, t in enumerate(tables[1:], start=1)}}
-        buffer = np.asarray(self._buffer[self._buffer_i:], dtype=np.float64)
+        buffer = np.asarray(self._buffer[self._buffer_i :], dtype=np.float64)
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), uniform_buffer=buffer, **arrays)
         tmp.replace(path)  # never leave a half-written checkpoint behind (Ctrl-C during save)
         return path
 
     @classmethod
-    def load(cls, path: str | Path, observation_space: gym.Space | None = None,
-             action_space: gym.Space | None = None) -> TabularAgent:
+    def load(
+        cls, path: str | Path, observation_space: gym.Space | None = None, action_space: gym.Space | None = None
+    ) -> TabularAgent:
         """Reads a checkpoint written by :meth:`save`; refuses other spaces, formats and newer versions."""
         meta, arrays = read_tabular_checkpoint(path)
         agent_cls = _tabular_class(meta["agent"], path)
@@ -276,8 +286,18 @@ def read_tabular_checkpoint(path: str | Path) -> tuple[dict, dict[str, np.ndarra
             f"{path}: checkpoint format version {version!r} is newer than this perceptgym reads "
             f"({FORMAT_VERSION}); upgrade perceptgym"
         )
-    missing = {"agent", "config", "n_states", "n_actions", "obs_start", "act_start", "episode", "rng_state",
-               "observation_space", "action_space"} - set(meta)
+    missing = {
+        "agent",
+        "config",
+        "n_states",
+        "n_actions",
+        "obs_start",
+        "act_start",
+        "episode",
+        "rng_state",
+        "observation_space",
+        "action_space",
+    } - set(meta)
     if missing or "q" not in arrays or "uniform_buffer" not in arrays:
         raise CheckpointError(f"{path}: tabular checkpoint lacks {sorted(missing) or ['q/uniform_buffer']}")
     return meta, arrays

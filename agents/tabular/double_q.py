@@ -26,8 +26,9 @@ class DoubleQLearningAgent(TabularAgent):
         q.flags.writeable = False
         return q
 
-    def update_step(self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool,
-                    next_action: Any = None) -> None:
+    def update_step(
+        self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool, next_action: Any = None
+    ) -> None:
         first, second = self._tables if self._uniform() < 0.5 else self._tables[::-1]
         row = first[obs - self._obs_start]
         a = action - self._act_start

@@ -146,9 +146,7 @@ class DrivingModel:
             for off in rng.permutation(len(loop)):
                 traj = np.array([loop[(off + t) % len(loop)] for t in range(new_period)])
                 nxt = np.roll(traj, -1)
-                if all(
-                    not (traj == o).any() and not ((traj == np.roll(o, -1)) & (nxt == o)).any() for o in old
-                ):
+                if all(not (traj == o).any() and not ((traj == np.roll(o, -1)) & (nxt == o)).any() for o in old):
                     period, trajs = new_period, [*old, traj]
                     break
         if len(trajs) < p.n_cars:
@@ -184,9 +182,7 @@ class DrivingModel:
         for j in range(n_inter):
             best = min(
                 range(2 * p.green_steps),
-                key=lambda off: int(
-                    ((need[j] >= 0) & (need[j] != ((phases + off) // p.green_steps) % 2)).sum()
-                ),
+                key=lambda off: int(((need[j] >= 0) & (need[j] != ((phases + off) // p.green_steps) % 2)).sum()),
             )
             axis = ((phases + best) // p.green_steps) % 2
             self.light_axis[j] = np.where(need[j] >= 0, need[j], axis)
@@ -226,9 +222,7 @@ class DrivingModel:
                 j = self.inter_of_cell[dest]
                 green = self.light_axis[np.maximum(j, 0), np.broadcast_to(phase, shape)]
                 red = moved & (j >= 0) & (green != head % 2)  # heading % 2 is its axis (N/S 0, E/W 1)
-            self.next_base[:, a] = (
-                (dest * NUM_HEADINGS + new_head) * T + np.broadcast_to(nxt_phase, shape)
-            ).ravel()
+            self.next_base[:, a] = ((dest * NUM_HEADINGS + new_head) * T + np.broadcast_to(nxt_phase, shape)).ravel()
             self.collides[:, a] = hit.ravel()
             self.runs_red[:, a] = red.ravel()
             self.next_cell[:, a] = dest.ravel()
@@ -262,9 +256,7 @@ class DrivingModel:
         """State index of a decoded state (inverse of ``decode``)."""
         cell = int(self.cell_index[state.row, state.col]) if 0 <= state.row < self.cell_index.shape[0] else -1
         if cell < 0 or not 0 <= state.col < self.cell_index.shape[1]:
-            raise ValueError(
-                f"({state.row}, {state.col}) is not a road cell of map {self.params.gmap.name!r}"
-            )
+            raise ValueError(f"({state.row}, {state.col}) is not a road cell of map {self.params.gmap.name!r}")
         for name, value, radix in (
             ("heading", state.heading, NUM_HEADINGS),
             ("phase", state.phase, self.period),

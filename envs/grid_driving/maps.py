@@ -80,16 +80,12 @@ def parse_map(rows: Sequence[str], name: str = "custom") -> GridMap:
     """Checks and parses map rows; raises ValueError naming the first problem."""
     rows = tuple(rows)
     if len(rows) < 3 or any(len(r) != len(rows[0]) for r in rows):
-        raise ValueError(
-            f"map {name!r}: need >= 3 rows of equal length, got lengths {[len(r) for r in rows]}"
-        )
+        raise ValueError(f"map {name!r}: need >= 3 rows of equal length, got lengths {[len(r) for r in rows]}")
     allowed = set(BUILDING + ROAD + STOP_CHARS)
     for i, row in enumerate(rows):
         bad = set(row) - allowed
         if bad:
-            raise ValueError(
-                f"map {name!r} row {i}: unknown characters {sorted(bad)}; allowed {sorted(allowed)}"
-            )
+            raise ValueError(f"map {name!r} row {i}: unknown characters {sorted(bad)}; allowed {sorted(allowed)}")
     grid = np.array([list(r) for r in rows])
     if not (
         (grid[0] == BUILDING).all()
@@ -99,9 +95,7 @@ def parse_map(rows: Sequence[str], name: str = "custom") -> GridMap:
     ):
         raise ValueError(f"map {name!r}: the outer border must be buildings ('#')")
     road = grid != BUILDING
-    stops = tuple(
-        (r, c, int(grid[r, c])) for r, c in zip(*np.nonzero(np.isin(grid, list(STOP_CHARS))), strict=True)
-    )
+    stops = tuple((r, c, int(grid[r, c])) for r, c in zip(*np.nonzero(np.isin(grid, list(STOP_CHARS))), strict=True))
     numbers = [n for _, _, n in stops]
     if not stops:
         raise ValueError(f"map {name!r}: needs at least one stop (a digit on a road cell)")

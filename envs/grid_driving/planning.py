@@ -32,8 +32,7 @@ class TabularModel:
         """The model as Gymnasium toy-text ``P``: ``P[s][a] = [(prob, next_state, reward, terminated)]``."""
         nxt, rew, term = self.next_state.tolist(), self.reward.tolist(), self.terminated.tolist()
         return {
-            s: {a: [(1.0, nxt[s][a], rew[s][a], term[s][a])] for a in range(NUM_ACTIONS)}
-            for s in range(self.n_states)
+            s: {a: [(1.0, nxt[s][a], rew[s][a], term[s][a])] for a in range(NUM_ACTIONS)} for s in range(self.n_states)
         }
 
 
@@ -44,9 +43,7 @@ def tabular_model(model: DrivingModel) -> TabularModel:
     symbolic state is not Markov in them and no exact model over it exists.
     """
     if model.params.shuffle_stops:
-        raise ValueError(
-            "no exact model with shuffle_stops=True (the stop numbers are not part of the state)"
-        )
+        raise ValueError("no exact model with shuffle_stops=True (the stop numbers are not part of the state)")
     numbers = model.params.gmap.stop_numbers
     n_s = model.n_states
     next_state = np.zeros((n_s, NUM_ACTIONS), dtype=np.int64)

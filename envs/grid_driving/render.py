@@ -111,14 +111,10 @@ class GridRenderer:
                 x, y = c * t, r * t
                 if horiz and not vert:  # dashed centre line on straight roads only
                     pg.draw.line(bg, COLOR_LANE, (x + t // 8, y + t // 2), (x + 3 * t // 8, y + t // 2), 2)
-                    pg.draw.line(
-                        bg, COLOR_LANE, (x + 5 * t // 8, y + t // 2), (x + 7 * t // 8, y + t // 2), 2
-                    )
+                    pg.draw.line(bg, COLOR_LANE, (x + 5 * t // 8, y + t // 2), (x + 7 * t // 8, y + t // 2), 2)
                 elif vert and not horiz:
                     pg.draw.line(bg, COLOR_LANE, (x + t // 2, y + t // 8), (x + t // 2, y + 3 * t // 8), 2)
-                    pg.draw.line(
-                        bg, COLOR_LANE, (x + t // 2, y + 5 * t // 8), (x + t // 2, y + 7 * t // 8), 2
-                    )
+                    pg.draw.line(bg, COLOR_LANE, (x + t // 2, y + 5 * t // 8), (x + t // 2, y + 7 * t // 8), 2)
         images = snap["images"]
         for k, ((r, c, _), (sr, sc)) in enumerate(zip(gmap.stops, self._sign_spots(), strict=True)):
             pg.draw.rect(bg, COLOR_STOP, self._cell_rect(r, c, 1), 3)  # the stop bay

@@ -33,10 +33,14 @@ class MonteCarloConfig:
 class MonteCarloAgent:
     """Every-visit Monte Carlo control with an ε-greedy policy (Sutton & Barto 2018, section 5.4)."""
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space,
-                 config: MonteCarloConfig | None = None, rng: np.random.Generator | None = None):
-        if not isinstance(observation_space, gym.spaces.Discrete) or not isinstance(action_space,
-                                                                                    gym.spaces.Discrete):
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        config: MonteCarloConfig | None = None,
+        rng: np.random.Generator | None = None,
+    ):
+        if not isinstance(observation_space, gym.spaces.Discrete) or not isinstance(action_space, gym.spaces.Discrete):
             raise TypeError("MonteCarloAgent needs Discrete observation and action spaces")
         self.observation_space, self.action_space = observation_space, action_space
         self.config = config or MonteCarloConfig()
@@ -65,22 +69,31 @@ class MonteCarloAgent:
     def save(self, path: str | Path) -> Path:
         path = Path(path).with_suffix(".npz")
         # The registry finds the agent by the "agent" entry of the JSON "meta" array.
-        meta = {"format": "monte_carlo", "version": 1, "agent": "monte_carlo", "config": asdict(self.config),
-                "observation_space": describe_space(self.observation_space),
-                "action_space": describe_space(self.action_space)}
+        meta = {
+            "format": "monte_carlo",
+            "version": 1,
+            "agent": "monte_carlo",
+            "config": asdict(self.config),
+            "observation_space": describe_space(self.observation_space),
+            "action_space": describe_space(self.action_space),
+        }
         np.savez(path, meta=np.array(json.dumps(meta)), q=self.q, visits=self.visits)
         return path
 
     @classmethod
-    def load(cls, path: str | Path, observation_space: gym.Space | None = None,
-             action_space: gym.Space | None = None) -> MonteCarloAgent:
+    def load(
+        cls, path: str | Path, observation_space: gym.Space | None = None, action_space: gym.Space | None = None
+    ) -> MonteCarloAgent:
         with np.load(path, allow_pickle=False) as data:
             meta, q, visits = json.loads(str(data["meta"])), data["q"], data["visits"]
         if meta.get("format") != "monte_carlo" or meta.get("version") != 1:
             raise ValueError(f"{path}: not a monte_carlo checkpoint of version 1")
         check_spaces(meta, observation_space, action_space, path)  # raises SpaceMismatchError
-        agent = cls(observation_space or gym.spaces.Discrete(q.shape[0]),
-                    action_space or gym.spaces.Discrete(q.shape[1]), MonteCarloConfig(**meta["config"]))
+        agent = cls(
+            observation_space or gym.spaces.Discrete(q.shape[0]),
+            action_space or gym.spaces.Discrete(q.shape[1]),
+            MonteCarloConfig(**meta["config"]),
+        )
         agent.q, agent.visits = q, visits
         return agent
 
@@ -96,10 +109,16 @@ if __name__ == "__main__":
     from perceptgym.agents.training import train_run
 
     with tempfile.TemporaryDirectory() as runs:
-        result = train_run("perceptgym.examples.my_env:CorridorEnv", "monte_carlo", seed=0, runs_dir=runs,
-                           overrides={"n_episodes": 300, "max_episode_steps": 100, "eval_episodes": 20,
-                                      "epsilon": 0.2},
-                           plugins=["perceptgym.examples.my_agent"], progress=False, tensorboard=False)
+        result = train_run(
+            "perceptgym.examples.my_env:CorridorEnv",
+            "monte_carlo",
+            seed=0,
+            runs_dir=runs,
+            overrides={"n_episodes": 300, "max_episode_steps": 100, "eval_episodes": 20, "epsilon": 0.2},
+            plugins=["perceptgym.examples.my_agent"],
+            progress=False,
+            tensorboard=False,
+        )
         print(f"monte_carlo on CorridorEnv: {result.eval}")
         assert result.eval is not None and result.eval.success_rate == 1.0
         run = load_run(result.run_dir)  # the saved agent comes back through the registry

@@ -50,8 +50,9 @@ if __name__ == "__main__":
 
     # "module:Class" works wherever an env id does (scripts/train.py --env, train_run, make_env).
     env = make_env("perceptgym.examples.my_env:CorridorEnv", {"length": 8}, max_episode_steps=100)
-    agent = make_agent("q_learning", env.observation_space, env.action_space,
-                       {"alpha": 0.5, "epsilon": 0.2, "gamma": 0.99}, seed=0)
+    agent = make_agent(
+        "q_learning", env.observation_space, env.action_space, {"alpha": 0.5, "epsilon": 0.2, "gamma": 0.99}, seed=0
+    )
     train(env, agent, n_episodes=200, seed=0)
     result = evaluate(agent, env, n_episodes=20, seed=1)
     print(f"q_learning on CorridorEnv: {result}")

@@ -20,10 +20,13 @@ def test_snippet_shows_the_example_files_verbatim():
         assert code.strip() == (ROOT / name).read_text().strip(), f"{name} and README.md differ"
 
 
-@pytest.mark.parametrize("module, expected", [
-    pytest.param("perceptgym.examples.my_env", "success rate 1.000", marks=pytest.mark.slow),
-    pytest.param("perceptgym.examples.my_agent", "refused as expected", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "module, expected",
+    [
+        pytest.param("perceptgym.examples.my_env", "success rate 1.000", marks=pytest.mark.slow),
+        pytest.param("perceptgym.examples.my_agent", "refused as expected", marks=pytest.mark.slow),
+    ],
+)
 def test_examples_run(module, expected):
     out = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -24,14 +24,17 @@ def test_unknown_agent_lists_the_known_ones():
         make_agent("q_learnin", OBS, ACT)
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"alpah": 0.1}, r"unknown TabularConfig setting\(s\) \['alpah'\]; valid settings: \['alpha'"),
-    ({"alpha": 0.0}, r"alpha=0.0 is out of range; allowed: \(0.0, 1.0\]"),
-    ({"gamma": 1.5}, "gamma=1.5 is out of range"),
-    ({"epsilon_schedule": "cosine"}, r"epsilon_schedule='cosine' is not allowed; choose one of"),
-    ({"epsilon_decay_episodes": 0}, "epsilon_decay_episodes=0 must be an integer >= 1"),
-    ({"initial_q": float("nan")}, "initial_q"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"alpah": 0.1}, r"unknown TabularConfig setting\(s\) \['alpah'\]; valid settings: \['alpha'"),
+        ({"alpha": 0.0}, r"alpha=0.0 is out of range; allowed: \(0.0, 1.0\]"),
+        ({"gamma": 1.5}, "gamma=1.5 is out of range"),
+        ({"epsilon_schedule": "cosine"}, r"epsilon_schedule='cosine' is not allowed; choose one of"),
+        ({"epsilon_decay_episodes": 0}, "epsilon_decay_episodes=0 must be an integer >= 1"),
+        ({"initial_q": float("nan")}, "initial_q"),
+    ],
+)
 def test_bad_hyperparameters_are_refused(config, message):
     with pytest.raises(ValueError, match=message):
         make_agent("q_learning", OBS, ACT, config)

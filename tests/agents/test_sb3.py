@@ -12,9 +12,11 @@ from perceptgym.agents.registry import load_agent, make_agent
 from perceptgym.agents.sb3 import DQNAgent, PPOAgent, SmallCnn
 
 CARTPOLE = gym.make("CartPole-v1")
-TINY = {"ppo": {"n_steps": 64, "batch_size": 32, "n_epochs": 1},
-        "a2c": {"n_steps": 8},
-        "dqn": {"learning_starts": 32, "buffer_size": 500, "batch_size": 16, "train_freq": 4}}
+TINY = {
+    "ppo": {"n_steps": 64, "batch_size": 32, "n_epochs": 1},
+    "a2c": {"n_steps": 8},
+    "dqn": {"learning_starts": 32, "buffer_size": 500, "batch_size": 16, "train_freq": 4},
+}
 
 
 class DigitImageEnv(gym.Env):
@@ -22,14 +24,15 @@ class DigitImageEnv(gym.Env):
 
     def __init__(self, dict_obs: bool = False):
         image = gym.spaces.Box(0, 255, (28, 28), np.uint8)
-        self.observation_space = (gym.spaces.Dict({"image": image, "speed": gym.spaces.Discrete(3)})
-                                  if dict_obs else image)
+        self.observation_space = (
+            gym.spaces.Dict({"image": image, "speed": gym.spaces.Discrete(3)}) if dict_obs else image
+        )
         self.action_space = gym.spaces.Discrete(2)
         self._label = 0
 
     def _obs(self):
         image = np.zeros((28, 28), np.uint8)
-        image[:, 14 * self._label: 14 * (self._label + 1)] = 255
+        image[:, 14 * self._label : 14 * (self._label + 1)] = 255
         if isinstance(self.observation_space, gym.spaces.Dict):
             return {"image": image, "speed": int(self.np_random.integers(3))}
         return image
@@ -53,8 +56,7 @@ def test_tiny_learn_smoke_and_save_load_identical_actions(tmp_path, name):
     loaded = load_agent(path, CARTPOLE.observation_space, CARTPOLE.action_space)
     assert type(loaded) is type(agent) and loaded.config == agent.config
     observations = [CARTPOLE.observation_space.sample() for _ in range(50)]
-    assert [agent.act(o, explore=False) for o in observations] == [loaded.act(o, explore=False)
-                                                                   for o in observations]
+    assert [agent.act(o, explore=False) for o in observations] == [loaded.act(o, explore=False) for o in observations]
 
 
 def test_same_seed_same_actions():
@@ -100,7 +102,8 @@ def test_bad_config_is_refused():
         make_agent("ppo", CARTPOLE.observation_space, CARTPOLE.action_space, {"learning_rate": "fast"})
     with pytest.raises(ValueError, match="n_envs=8 envs: pass an env id"):
         make_agent("ppo", CARTPOLE.observation_space, CARTPOLE.action_space, {"n_envs": 8}).learn(
-            gym.make("CartPole-v1"), 10)
+            gym.make("CartPole-v1"), 10
+        )
 
 
 def test_small_cnn_fits_28x28_where_nature_cnn_does_not():
@@ -128,9 +131,13 @@ def test_image_and_dict_observations_build_and_act(dict_obs):
 @pytest.mark.parametrize("dict_obs", [False, True])
 def test_image_and_dict_observations_learn(dict_obs):
     env = DigitImageEnv(dict_obs)
-    agent = make_agent("ppo", env.observation_space, env.action_space,
-                       {"n_steps": 64, "batch_size": 64, "n_epochs": 4, "learning_rate": 3e-3, "features_dim": 32},
-                       seed=0)
+    agent = make_agent(
+        "ppo",
+        env.observation_space,
+        env.action_space,
+        {"n_steps": 64, "batch_size": 64, "n_epochs": 4, "learning_rate": 3e-3, "features_dim": 32},
+        seed=0,
+    )
     agent.learn(env, 1024, seed=0)
     env.reset(seed=5)
     correct = 0

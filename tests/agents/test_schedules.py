@@ -30,12 +30,15 @@ def test_exponential_values():
     assert exponential_schedule(0.5, 0.05, 10, 1) == pytest.approx(0.5 * math.exp(math.log(0.1) / 10))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"kind": "cosine"}, "choose one of"),
-    ({"start": 1.5}, "out of range"),
-    ({"duration": 0}, ">= 1"),
-    ({"kind": "exponential", "start": 1.0, "end": 0.0}, "end > 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"kind": "cosine"}, "choose one of"),
+        ({"start": 1.5}, "out of range"),
+        ({"duration": 0}, ">= 1"),
+        ({"kind": "exponential", "start": 1.0, "end": 0.0}, "end > 0"),
+    ],
+)
 def test_bad_schedules(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Schedule(**kwargs)

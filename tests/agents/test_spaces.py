@@ -30,8 +30,9 @@ def test_encode_multidiscrete_and_tuple_round_trip():
     codes = {env.observation(np.array(x)) for x in np.ndindex(3, 4, 5)}
     assert codes == set(range(60))
     np.testing.assert_array_equal(env.decode(env.observation(np.array([1, 2, 3]))), [1, 2, 3])
-    tuple_env = EncodeDiscreteObservation(SpaceEnv(gym.spaces.Tuple((gym.spaces.Discrete(2, start=1),
-                                                                     gym.spaces.Discrete(3))), [(2, 1), (1, 0)]))
+    tuple_env = EncodeDiscreteObservation(
+        SpaceEnv(gym.spaces.Tuple((gym.spaces.Discrete(2, start=1), gym.spaces.Discrete(3))), [(2, 1), (1, 0)])
+    )
     assert tuple_env.observation_space.n == 6 and tuple_env.reset()[0] == 4
 
 

@@ -11,7 +11,6 @@ import pytest
 from perceptgym.agents.base import CheckpointError, SpaceMismatchError, Transition
 from perceptgym.agents.loop import evaluate, run_episode, train
 from perceptgym.agents.registry import load_agent, make_agent
-from perceptgym.benchmark_agents import policy_value
 from perceptgym.agents.tabular import (
     DoubleQLearningAgent,
     ExpectedSarsaAgent,
@@ -19,6 +18,7 @@ from perceptgym.agents.tabular import (
     SarsaAgent,
     TabularAgent,
 )
+from perceptgym.benchmark_agents import policy_value
 
 OBS, ACT = gym.spaces.Discrete(3), gym.spaces.Discrete(2)
 TABULAR = ["q_learning", "sarsa", "expected_sarsa", "double_q"]
@@ -85,8 +85,13 @@ def test_terminated_does_not_bootstrap_but_truncated_does(name):
 
 def test_run_episode_bootstraps_at_time_limit():
     env = gym.make("FrozenLake-v1", is_slippery=False, max_episode_steps=1)
-    agent = make_agent("q_learning", env.observation_space, env.action_space,
-                       {"alpha": 1.0, "gamma": 0.5, "initial_q": 4.0, "epsilon": 0.0}, seed=0)
+    agent = make_agent(
+        "q_learning",
+        env.observation_space,
+        env.action_space,
+        {"alpha": 1.0, "gamma": 0.5, "initial_q": 4.0, "epsilon": 0.0},
+        seed=0,
+    )
     run_episode(env, agent, learn=True, seed=0)  # one step from the start, then the time limit
     assert sorted(agent.q[0]) == pytest.approx([0.0 + 0.5 * 4.0, 4.0, 4.0, 4.0])  # r + γ·max Q(s') = 2
 
@@ -137,8 +142,9 @@ def test_save_load_round_trip(tmp_path, name):
     for a, b in zip(loaded.tables(), agent.tables(), strict=True):
         np.testing.assert_array_equal(a, b)
     # the exploration stream continues where it was: both explore identically from here
-    assert [loaded.act(s % 16, explore=True) for s in range(300)] == [agent.act(s % 16, explore=True)
-                                                                      for s in range(300)]
+    assert [loaded.act(s % 16, explore=True) for s in range(300)] == [
+        agent.act(s % 16, explore=True) for s in range(300)
+    ]
 
 
 def test_load_refuses_other_spaces(tmp_path):
@@ -183,8 +189,9 @@ def test_load_refuses_corrupt_wrong_format_and_future_files(tmp_path):
 
 def test_short_frozenlake_run_beats_random():
     env = gym.make("FrozenLake-v1", is_slippery=False)
-    agent = make_agent("q_learning", env.observation_space, env.action_space,
-                       {"alpha": 0.5, "epsilon": 0.1, "gamma": 0.95}, seed=0)
+    agent = make_agent(
+        "q_learning", env.observation_space, env.action_space, {"alpha": 0.5, "epsilon": 0.1, "gamma": 0.95}, seed=0
+    )
     train(env, agent, n_episodes=300, seed=0)
     learned = evaluate(agent, env, 50, seed=1)
     rng = np.random.default_rng(0)
@@ -205,8 +212,9 @@ def test_cliff_walking_example_6_6():
         last100 = []
         for seed in range(20):
             env = gym.make("CliffWalking-v1")
-            agent = make_agent(name, env.observation_space, env.action_space,
-                               {"alpha": 0.5, "epsilon": 0.1, "gamma": 1.0}, seed=seed)
+            agent = make_agent(
+                name, env.observation_space, env.action_space, {"alpha": 0.5, "epsilon": 0.1, "gamma": 1.0}, seed=seed
+            )
             history = train(env, agent, n_episodes=500, seed=seed)
             last100.append(np.mean([e.ep_return for e in history[-100:]]))
             if name == "q_learning":

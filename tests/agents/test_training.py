@@ -33,8 +33,9 @@ class Interrupt:
 def test_tabular_interrupt_then_resume_equals_uninterrupted_run(tmp_path):
     overrides = {"n_episodes": 60, "eval_episodes": 5, "epsilon": 0.3, "checkpoint_every": 25}
     whole = train_run("Taxi-v4", "sarsa", seed=3, overrides=overrides, runs_dir=tmp_path / "a", **FAST)
-    cut = train_run("Taxi-v4", "sarsa", seed=3, overrides=overrides, runs_dir=tmp_path / "b",
-                    on_episode=Interrupt(after=23), **FAST)
+    cut = train_run(
+        "Taxi-v4", "sarsa", seed=3, overrides=overrides, runs_dir=tmp_path / "b", on_episode=Interrupt(after=23), **FAST
+    )
     assert cut.interrupted and cut.episodes == 23
     state = json.loads((cut.run_dir / "checkpoints" / "state.json").read_text())
     assert state["episode"] == 23 and not state["finished"]
@@ -49,8 +50,14 @@ def test_tabular_interrupt_then_resume_equals_uninterrupted_run(tmp_path):
 
 
 def test_run_dir_contents(tmp_path):
-    result = train_run("FrozenLake-v1", "q_learning", seed=0, runs_dir=tmp_path, progress=False,
-                       overrides={"n_episodes": 30, "eval_episodes": 10, "checkpoint_every": 10})
+    result = train_run(
+        "FrozenLake-v1",
+        "q_learning",
+        seed=0,
+        runs_dir=tmp_path,
+        progress=False,
+        overrides={"n_episodes": 30, "eval_episodes": 10, "checkpoint_every": 10},
+    )
     run_dir = result.run_dir
     assert run_dir.name.startswith("FrozenLake-v1__q_learning__0__")
     config = json.loads((run_dir / "config.json").read_text())
@@ -64,10 +71,10 @@ def test_run_dir_contents(tmp_path):
 
 
 def test_sb3_interrupt_then_resume(tmp_path):
-    overrides = {"n_timesteps": 600, "n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1,
-                 "eval_episodes": 2}
-    cut = train_run("CartPole-v1", "ppo", seed=0, overrides=overrides, runs_dir=tmp_path,
-                    on_episode=Interrupt(after=3), **FAST)
+    overrides = {"n_timesteps": 600, "n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1, "eval_episodes": 2}
+    cut = train_run(
+        "CartPole-v1", "ppo", seed=0, overrides=overrides, runs_dir=tmp_path, on_episode=Interrupt(after=3), **FAST
+    )
     assert cut.interrupted and 0 < cut.global_step < 600
     resumed = train_run(resume=cut.run_dir, **FAST)
     assert not resumed.interrupted and resumed.global_step >= 600
@@ -77,8 +84,7 @@ def test_sb3_interrupt_then_resume(tmp_path):
 
 
 def test_yaml_default_then_env_entry(tmp_path):
-    (tmp_path / "q_learning.yml").write_text(
-        "default:\n  n_episodes: 7\n  alpha: 0.2\nMyEnv-v0:\n  alpha: 0.7\n")
+    (tmp_path / "q_learning.yml").write_text("default:\n  n_episodes: 7\n  alpha: 0.2\nMyEnv-v0:\n  alpha: 0.7\n")
     assert load_hyperparams("q_learning", "MyEnv-v0", tmp_path) == {"n_episodes": 7, "alpha": 0.7}
     assert load_hyperparams("q_learning", "Other-v0", tmp_path) == {"n_episodes": 7, "alpha": 0.2}
     assert load_hyperparams("sarsa", "Other-v0", tmp_path) == {}
@@ -96,9 +102,21 @@ def test_bad_hyperparameter_names_the_valid_ones():
 
 
 def test_user_env_as_module_class(tmp_path):
-    result = train_run("perceptgym.examples.my_env:CorridorEnv", "q_learning", seed=0, runs_dir=tmp_path,
-                       overrides={"n_episodes": 100, "env_kwargs": {"length": 6}, "max_episode_steps": 50,
-                                  "alpha": 0.5, "epsilon": 0.2, "eval_episodes": 10}, **FAST)
+    result = train_run(
+        "perceptgym.examples.my_env:CorridorEnv",
+        "q_learning",
+        seed=0,
+        runs_dir=tmp_path,
+        overrides={
+            "n_episodes": 100,
+            "env_kwargs": {"length": 6},
+            "max_episode_steps": 50,
+            "alpha": 0.5,
+            "epsilon": 0.2,
+            "eval_episodes": 10,
+        },
+        **FAST,
+    )
     assert result.eval.success_rate == 1.0
     with pytest.raises(ValueError, match="cannot import module 'no_such_module'"):
         train_run("no_such_module:MyEnv", "q_learning", runs_dir=tmp_path, **FAST)

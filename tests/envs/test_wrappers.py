@@ -19,9 +19,7 @@ class ImageEnv(gym.Env):
     def __init__(self, dict_obs: bool = False):
         img = spaces.Box(0, 255, (28, 28), dtype=np.uint8)
         self.dict_obs = dict_obs
-        self.observation_space = (
-            spaces.Dict({"a": img, "b": img, "n": spaces.Discrete(3)}) if dict_obs else img
-        )
+        self.observation_space = spaces.Dict({"a": img, "b": img, "n": spaces.Discrete(3)}) if dict_obs else img
         self.action_space = spaces.Discrete(2)
         self.source, self.t = StubSource(), 0
 
@@ -66,9 +64,7 @@ def test_classify_dict_observation_in_one_batch():
         return StubReader()(images)
 
     env = ClassifyObservation(ImageEnv(dict_obs=True), reader)
-    assert env.observation_space["a"] == spaces.Discrete(10) and env.observation_space[
-        "n"
-    ] == spaces.Discrete(3)
+    assert env.observation_space["a"] == spaces.Discrete(10) and env.observation_space["n"] == spaces.Discrete(3)
     obs, info = env.reset(seed=0)
     assert (obs["a"], obs["b"], obs["n"]) == (0, 1, 0)
     assert set(info["read_confidence"]) == {"a", "b"}

@@ -11,8 +11,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTEFACTS = ("report.md", "report.json", "confusion_matrix.png", "learning_curves.png", "regret_curves.png",
-             "episode.gif", "viewer.png", "models/q_learning_perceived.npz", "bandit/regret.npz")
+ARTEFACTS = (
+    "report.md",
+    "report.json",
+    "confusion_matrix.png",
+    "learning_curves.png",
+    "regret_curves.png",
+    "episode.gif",
+    "viewer.png",
+    "models/q_learning_perceived.npz",
+    "bandit/regret.npz",
+)
 
 
 def test_demo_args_are_validated():
@@ -28,8 +37,14 @@ def test_demo_args_are_validated():
 def test_demo_quick_end_to_end(tmp_path):
     out = tmp_path / "report"
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
-    proc = subprocess.run([sys.executable, "-m", "perceptgym.demo", "--quick", "--out", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "perceptgym.demo", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "done in" in proc.stdout
     for name in ARTEFACTS:
@@ -45,8 +60,10 @@ def test_demo_quick_end_to_end(tmp_path):
     assert f"**{data['perception']['classifier']['test_accuracy']:.2%}**" in report
     for mode in ("symbolic", "perceived"):
         r = data["driving"][mode]
-        assert (f"| {mode} | {r['train_episodes']} | {r['mean_return']:.3f} ± {r['std_return']:.3f} | "
-                f"{r['success_rate']:.3f} | {r['wrong_stop_rate']:.3f} |") in report
+        assert (
+            f"| {mode} | {r['train_episodes']} | {r['mean_return']:.3f} ± {r['std_return']:.3f} | "
+            f"{r['success_rate']:.3f} | {r['wrong_stop_rate']:.3f} |"
+        ) in report
     for name, row in data["bandit"]["agents"].items():
         assert f"| {name} | {row['cumulative_regret']:.1f} |" in report
     assert f"{data['driving']['optimal_return']:.3f}" in report

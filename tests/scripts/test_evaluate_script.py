@@ -11,9 +11,15 @@ from tests.scripts.test_train_script import run
 
 @pytest.fixture(scope="module")
 def taxi_run(tmp_path_factory):
-    return train_run("Taxi-v4", "q_learning", seed=0, runs_dir=tmp_path_factory.mktemp("runs"),
-                     overrides={"n_episodes": 600, "alpha": 1.0, "epsilon": 0.2, "eval_episodes": 5},
-                     progress=False, tensorboard=False).run_dir
+    return train_run(
+        "Taxi-v4",
+        "q_learning",
+        seed=0,
+        runs_dir=tmp_path_factory.mktemp("runs"),
+        overrides={"n_episodes": 600, "alpha": 1.0, "epsilon": 0.2, "eval_episodes": 5},
+        progress=False,
+        tensorboard=False,
+    ).run_dir
 
 
 def test_evaluate_prints_mean_std_success_and_writes_gif(taxi_run, tmp_path):
@@ -52,8 +58,15 @@ def test_plot_curves_with_seed_bands(tmp_path):
     from perceptgym.plot_curves import main
 
     for seed in range(2):
-        train_run("FrozenLake-v1", "q_learning", seed=seed, runs_dir=tmp_path / "runs",
-                  overrides={"n_episodes": 50, "eval_episodes": 0}, progress=False, tensorboard=False)
+        train_run(
+            "FrozenLake-v1",
+            "q_learning",
+            seed=seed,
+            runs_dir=tmp_path / "runs",
+            overrides={"n_episodes": 50, "eval_episodes": 0},
+            progress=False,
+            tensorboard=False,
+        )
     out = tmp_path / "curves.png"
     assert main([*map(str, (tmp_path / "runs").iterdir()), "--out", str(out), "--smooth", "5"]) == 0
     with Image.open(out) as image:

@@ -54,8 +54,14 @@ def test_one_optimiser_step_lowers_the_loss():
 
 def small_run(mnist):
     cfg = dataclasses.replace(C.RECIPES["cnn"][1], epochs=2, batch_size=64)
-    return C.train(C.ClassifierConfig(), cfg, mnist.train_images[:8000], mnist.train_labels[:8000],
-                   mnist.test_images[:2000], mnist.test_labels[:2000])
+    return C.train(
+        C.ClassifierConfig(),
+        cfg,
+        mnist.train_images[:8000],
+        mnist.train_labels[:8000],
+        mnist.test_images[:2000],
+        mnist.test_labels[:2000],
+    )
 
 
 def test_short_training_on_real_mnist_beats_90_percent_and_is_deterministic(mnist):
@@ -75,8 +81,14 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(mnist, tmp_path):
             os.kill(os.getpid(), signal.SIGINT)
 
     cfg = dataclasses.replace(C.RECIPES["mlp-fast"][1], epochs=2)
-    args = (C.ClassifierConfig(arch="mlp"), cfg, mnist.train_images[:6000], mnist.train_labels[:6000],
-            mnist.test_images[:500], mnist.test_labels[:500])
+    args = (
+        C.ClassifierConfig(arch="mlp"),
+        cfg,
+        mnist.train_images[:6000],
+        mnist.train_labels[:6000],
+        mnist.test_images[:500],
+        mnist.test_labels[:500],
+    )
     with pytest.raises(KeyboardInterrupt):
         C.train(*args, eval_every=4, on_eval=interrupt_once, resume_path=resume)
     assert resume.exists()
@@ -115,8 +127,16 @@ def test_wrong_corrupt_and_future_checkpoints_are_refused(tmp_path):
     save_checkpoint(tmp_path / "future.pt", C.CHECKPOINT_FORMAT, C.CHECKPOINT_VERSION + 1, {})
     with pytest.raises(CheckpointError, match="newer than this perceptgym"):
         C.load_classifier(tmp_path / "future.pt")
-    torch.save({"format": C.CHECKPOINT_FORMAT, "version": 1, "model_args": {"arch": "cnn", "channels": [3, 3]},
-                "state_dict": {}, "preprocess": {}}, tmp_path / "inconsistent.pt")
+    torch.save(
+        {
+            "format": C.CHECKPOINT_FORMAT,
+            "version": 1,
+            "model_args": {"arch": "cnn", "channels": [3, 3]},
+            "state_dict": {},
+            "preprocess": {},
+        },
+        tmp_path / "inconsistent.pt",
+    )
     with pytest.raises(CheckpointError, match="damaged or inconsistent"):
         C.load_classifier(tmp_path / "inconsistent.pt")
 

@@ -24,8 +24,10 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 def fake_mnist(rng: np.random.Generator) -> MnistData:
     return MnistData(
-        rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 60000),
-        rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 10000),
+        rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, 60000),
+        rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, 10000),
     )
 
 

@@ -45,16 +45,19 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     labels = np.arange(96) % 10
     images = rng.integers(0, 30, size=(96, 28, 28), dtype=np.uint8)
     for i, k in enumerate(labels):
-        images[i, 4:24, 2:3 + 2 * k] = 255
+        images[i, 4:24, 2 : 3 + 2 * k] = 255
     return images, labels.astype(np.int64)
 
 
-@pytest.mark.parametrize("cfg", [
-    TINY,
-    GanConfig(**{**TINY.__dict__, "conditioning": "channels"}),
-    GanConfig(**{**TINY.__dict__, "spectral_norm": True, "d_batchnorm": True}),
-    GanConfig(**{**TINY.__dict__, "conditioning": "channels", "place_by_mass": False, "minibatch_std": True}),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        TINY,
+        GanConfig(**{**TINY.__dict__, "conditioning": "channels"}),
+        GanConfig(**{**TINY.__dict__, "spectral_norm": True, "d_batchnorm": True}),
+        GanConfig(**{**TINY.__dict__, "conditioning": "channels", "place_by_mass": False, "minibatch_std": True}),
+    ],
+)
 def test_shapes_and_ranges(cfg):
     torch.manual_seed(0)
     g, d = Generator(cfg), Discriminator(cfg)
@@ -146,9 +149,11 @@ def test_losses_are_the_seeds():
     expected_d = -(torch.log(torch.sigmoid(real)).mean() + torch.log(1 - torch.sigmoid(fake)).mean())
     torch.testing.assert_close(discriminator_loss(real, fake), expected_d)
     torch.testing.assert_close(generator_loss(fake), -torch.log(torch.sigmoid(fake)).mean())
-    torch.testing.assert_close(discriminator_loss(real, fake),
-                               F.binary_cross_entropy_with_logits(real, torch.ones(3))
-                               + F.binary_cross_entropy_with_logits(fake, torch.zeros(3)))
+    torch.testing.assert_close(
+        discriminator_loss(real, fake),
+        F.binary_cross_entropy_with_logits(real, torch.ones(3))
+        + F.binary_cross_entropy_with_logits(fake, torch.zeros(3)),
+    )
 
 
 def test_gradient_penalties():
@@ -167,18 +172,31 @@ def test_gradient_penalties():
     assert d.body[0].weight.grad is not None
 
 
-@pytest.mark.parametrize("bad", [
-    {"conditioning": "concat"}, {"z_dim": 0}, {"g_channels": -1}, {"d_channels": 2.5},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"conditioning": "concat"},
+        {"z_dim": 0},
+        {"g_channels": -1},
+        {"d_channels": 2.5},
+    ],
+)
 def test_model_config_validation(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         GanConfig(**bad)
 
 
-@pytest.mark.parametrize("bad", [
-    {"penalty": "gp"}, {"steps": 0}, {"lr_d": 0.0}, {"betas": (0.5, 1.0)}, {"ema_decay": 1.0},
-    {"penalty_weight": -1.0},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"penalty": "gp"},
+        {"steps": 0},
+        {"lr_d": 0.0},
+        {"betas": (0.5, 1.0)},
+        {"ema_decay": 1.0},
+        {"penalty_weight": -1.0},
+    ],
+)
 def test_train_config_validation(bad):
     with pytest.raises(ValueError):
         GanTrainConfig(**bad)
@@ -235,8 +253,12 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
     future = save_checkpoint(tmp_path / "future.pt", CHECKPOINT_FORMAT, CHECKPOINT_VERSION + 1, {})
     with pytest.raises(CheckpointError, match="newer"):
         load_generator(future)
-    broken = save_checkpoint(tmp_path / "broken.pt", CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
-                             {"model_args": {**TINY.__dict__, "g_channels": 32}, "generator": {}})
+    broken = save_checkpoint(
+        tmp_path / "broken.pt",
+        CHECKPOINT_FORMAT,
+        CHECKPOINT_VERSION,
+        {"model_args": {**TINY.__dict__, "g_channels": 32}, "generator": {}},
+    )
     with pytest.raises(CheckpointError, match="damaged"):
         load_generator(broken)
     with pytest.raises(CheckpointError, match="does not exist"):
@@ -270,8 +292,15 @@ def test_resume_continues_from_the_saved_step(digits, tmp_path):
     assert saved["step"] == 3 and "discriminator" in saved and "optimizers" in saved
     assert load_generator(ck).step == 3  # a full checkpoint also serves as a generator checkpoint
     steps_seen = []
-    resumed = train_gan(TINY, TINY_TRAIN, images, labels, checkpoint_path=ck, log_every=1,
-                        on_log=lambda row: steps_seen.append(row["step"]))
+    resumed = train_gan(
+        TINY,
+        TINY_TRAIN,
+        images,
+        labels,
+        checkpoint_path=ck,
+        log_every=1,
+        on_log=lambda row: steps_seen.append(row["step"]),
+    )
     assert steps_seen == [4, 5, 6] and resumed.step == 6
     assert [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5, 6]
     assert _same_state(resumed.generator.state_dict(), full.generator.state_dict())
@@ -282,8 +311,7 @@ def test_time_budget_stops_cleanly_and_more_steps_extend_a_run(digits, tmp_path)
     ck = tmp_path / "gan.pt"
     stopped = train_gan(TINY, TINY_TRAIN, images, labels, checkpoint_path=ck, minutes=1e-9)
     assert stopped.step == 1 and not stopped.finished and ck.exists()
-    longer = train_gan(TINY, GanTrainConfig(**{**TINY_TRAIN.__dict__, "steps": 8}), images, labels,
-                       checkpoint_path=ck)
+    longer = train_gan(TINY, GanTrainConfig(**{**TINY_TRAIN.__dict__, "steps": 8}), images, labels, checkpoint_path=ck)
     assert longer.step == 8 and longer.finished
 
 
@@ -294,8 +322,9 @@ def test_resume_refuses_other_settings_and_generator_only_files(digits, tmp_path
     with pytest.raises(CheckpointError, match="trained with model"):
         train_gan(GanConfig(**{**TINY.__dict__, "d_channels": 16}), TINY_TRAIN, images, labels, checkpoint_path=ck)
     with pytest.raises(CheckpointError, match="only `steps`"):
-        train_gan(TINY, GanTrainConfig(steps=4, batch_size=16, lr_g=1e-3, bn_batches=2), images, labels,
-                  checkpoint_path=ck)
+        train_gan(
+            TINY, GanTrainConfig(steps=4, batch_size=16, lr_g=1e-3, bn_batches=2), images, labels, checkpoint_path=ck
+        )
     shipped = save_generator(tmp_path / "g.pt", load_generator(ck).generator)
     with pytest.raises(CheckpointError, match="only a generator"):
         train_gan(TINY, TINY_TRAIN, images, labels, checkpoint_path=shipped)
@@ -305,8 +334,15 @@ def test_resume_refuses_other_settings_and_generator_only_files(digits, tmp_path
 def test_penalised_training_runs(digits, tmp_path, penalty):
     images, labels = digits
     cfg = GanConfig(**{**TINY.__dict__, "spectral_norm": True})
-    result = train_gan(cfg, GanTrainConfig(steps=2, batch_size=16, penalty=penalty, bn_batches=2), images, labels,
-                       sample_every=2, sample_dir=tmp_path, log_every=1)
+    result = train_gan(
+        cfg,
+        GanTrainConfig(steps=2, batch_size=16, penalty=penalty, bn_batches=2),
+        images,
+        labels,
+        sample_every=2,
+        sample_dir=tmp_path,
+        log_every=1,
+    )
     assert result.history[-1]["penalty"] > 0
     assert (tmp_path / "step_000002.png").exists()
 
