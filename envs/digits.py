@@ -186,11 +186,12 @@ class _LazyModel:
 class LazyReader(_LazyModel):
     """The reader of an env or wrapper: resolved on first use, called once per batch, its output checked.
 
-    ``LazyReader(spec)(images)`` takes uint8 images of shape ``(..., 28, 28)`` (any leading shape: one image,
-    a batch, or a batch of batches) and returns int64 labels and float32 confidences of the leading shape,
-    from **one** call to the underlying reader. ``spec`` is a shipped reader's name (``"cnn"``, ``"mlp"``),
-    a checkpoint path, or any :class:`Reader` callable. A name or path is loaded only when the first image
-    is read (so an env in symbolic mode never imports torch) and pickles as itself, not as the weights.
+    ``LazyReader(spec).read(images)`` (or just ``LazyReader(spec)(images)``) takes uint8 images of shape
+    ``(..., 28, 28)`` (any leading shape: one image, a batch, or a batch of batches) and returns int64 labels
+    and float32 confidences of the leading shape, from **one** call to the underlying reader. ``spec`` is a
+    shipped reader's name (``"cnn"``, ``"mlp"``), a checkpoint path, or any :class:`Reader` callable. A name
+    or path is loaded only when the first image is read (so an env in symbolic mode never imports torch) and
+    pickles as itself, not as the weights.
 
     Example:
         >>> import numpy as np
@@ -219,7 +220,8 @@ class LazyReader(_LazyModel):
         """The underlying reader (loading a named one now)."""
         return self._get()
 
-    def __call__(self, images: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    def read(self, images: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Labels and confidences of ``images`` (shape ``(..., 28, 28)``), from one checked reader call."""
         images = np.asarray(images)
         shape = images.shape
         if images.dtype != np.uint8 or shape[-2:] != IMAGE_SHAPE:
@@ -233,6 +235,8 @@ class LazyReader(_LazyModel):
         if len(lead) != 1:
             labels, conf = labels.reshape(lead), conf.reshape(lead)
         return labels, conf
+
+    __call__ = read  # a LazyReader is itself a Reader
 
 
 class LazySource(_LazyModel):

@@ -43,9 +43,10 @@ def test_one_call_per_batch_for_any_leading_shape():
     assert calls == [(12, 28, 28)]
     assert labels.shape == conf.shape == (3, 4) and labels.dtype == np.int64 and conf.dtype == np.float32
     np.testing.assert_array_equal(labels.ravel(), np.arange(12) % 10)
+    np.testing.assert_array_equal(reading.read(batch)[0], np.arange(12) % 10)  # read() is the same call
     label, _ = reading(batch[7])  # one image: 0-d results
     assert label.shape == () and label == 7
-    assert reading(images(0))[0].shape == (0,) and len(calls) == 2  # nothing to read: the reader is not called
+    assert reading(images(0))[0].shape == (0,) and len(calls) == 3  # nothing to read: the reader is not called
 
 
 def test_results_are_fresh_arrays():
