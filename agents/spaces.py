@@ -1,7 +1,8 @@
 """Make non-discrete observations usable by tabular agents.
 
-* ``Tuple`` of ``Discrete`` and ``MultiDiscrete`` observations are encoded to one ``Discrete`` index with a
-  mixed-radix code (as Taxi encodes its state): :class:`EncodeDiscreteObservation`.
+* ``Tuple``/``Dict`` of ``Discrete`` and ``MultiDiscrete`` observations are encoded to one ``Discrete`` index
+  with a mixed-radix code (as Taxi encodes its state): :class:`EncodeDiscreteObservation`, the envs'
+  ``EncodeStateObservation`` with a cap on the number of states.
 * ``Box`` observations are discretised with Gymnasium's ``DiscretizeObservation``; infinite bounds (CartPole's
   velocities) are first clipped to user-given bounds (``TransformObservation`` with ``np.clip``; Gymnasium
   1.4 has no ``ClipObservation``): :func:`discretize_box`.
@@ -11,32 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import DiscretizeObservation, TransformObservation
 
+from perceptgym.envs.wrappers import EncodeStateObservation
+
 MAX_TABULAR_STATES = 10_000_000
 
 
-def _radices(space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
-    """Sizes and start offsets of the components of a Tuple-of-Discrete or MultiDiscrete space."""
-    if isinstance(space, gym.spaces.MultiDiscrete):
-        nvec = np.asarray(space.nvec).ravel()
-        return nvec.astype(np.int64), np.asarray(space.start).ravel().astype(np.int64)
-    if isinstance(space, gym.spaces.Tuple) and all(isinstance(s, gym.spaces.Discrete) for s in space.spaces):
-        return (
-            np.array([int(s.n) for s in space.spaces], dtype=np.int64),
-            np.array([int(s.start) for s in space.spaces], dtype=np.int64),
-        )
-    raise TypeError(f"EncodeDiscreteObservation needs MultiDiscrete or Tuple(Discrete, ...), got {space}")
+class EncodeDiscreteObservation(EncodeStateObservation):
+    """:class:`perceptgym.envs.wrappers.EncodeStateObservation` capped at ``MAX_TABULAR_STATES`` states.
 
-
-class EncodeDiscreteObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
-    """Encodes a ``Tuple(Discrete...)`` or ``MultiDiscrete`` observation as one ``Discrete`` index.
-
-    The first component is the most significant digit, as in Taxi's ``encode``.
+    One ``Discrete`` index per ``MultiDiscrete`` / ``Tuple(Discrete...)`` / ``Dict(Discrete...)`` observation,
+    first component most significant (Taxi's ``encode``); the code is the envs' :class:`MixedRadix`.
 
     Example:
         >>> import gymnasium as gym
@@ -45,22 +35,8 @@ class EncodeDiscreteObservation(gym.ObservationWrapper, gym.utils.RecordConstruc
         Discrete(704)
     """
 
-    def __init__(self, env: gym.Env):
-        gym.utils.RecordConstructorArgs.__init__(self)
-        gym.ObservationWrapper.__init__(self, env)
-        self.radices, self.starts = _radices(env.observation_space)
-        n = int(np.prod(self.radices))
-        if n > MAX_TABULAR_STATES:
-            raise ValueError(f"encoding {env.observation_space} gives {n} states, more than {MAX_TABULAR_STATES}")
-        self.observation_space = gym.spaces.Discrete(n)
-
-    def observation(self, observation: Any) -> int:
-        digits = np.asarray(observation, dtype=np.int64).ravel() - self.starts
-        return int(np.ravel_multi_index(tuple(digits), tuple(self.radices)))
-
-    def decode(self, index: int) -> np.ndarray:
-        """The original components of an encoded index."""
-        return np.asarray(np.unravel_index(int(index), tuple(self.radices)), dtype=np.int64) + self.starts
+    def __init__(self, env: gym.Env, *, max_states: int | None = MAX_TABULAR_STATES):
+        super().__init__(env, max_states=max_states)
 
 
 def discretize_box(
@@ -105,10 +81,12 @@ def make_tabular_env(
     space = env.observation_space
     if isinstance(space, gym.spaces.Discrete):
         return env
-    if isinstance(space, (gym.spaces.MultiDiscrete, gym.spaces.Tuple)):
+    if isinstance(space, gym.spaces.MultiDiscrete | gym.spaces.Tuple | gym.spaces.Dict):
         return EncodeDiscreteObservation(env)
     if isinstance(space, gym.spaces.Box):
         if bins is None:
             raise ValueError(f"{space} must be discretised for a tabular agent: set obs_bins (cells per dimension)")
         return discretize_box(env, bins, low, high)
-    raise TypeError(f"tabular agents need Discrete, Tuple(Discrete...), MultiDiscrete or Box observations, got {space}")
+    raise TypeError(
+        f"tabular agents need Discrete, Tuple/Dict(Discrete...), MultiDiscrete or Box observations, got {space}"
+    )

@@ -43,6 +43,10 @@ def torch_threads(n: int | None) -> Iterator[None]:
 class DigitReader:
     """A trained classifier as a :class:`perceptgym.envs.digits.Reader`: uint8 ``(n, 28, 28)`` → labels, confidences.
 
+    It pickles as what it was made from (``"cnn"`` stays ``"cnn"``, so a pickled env finds the shipped model
+    wherever perceptgym is installed), never as its weights. Envs reach it through
+    :class:`perceptgym.envs.digits.LazyReader`, which also checks its output.
+
     Args:
         path: a classifier checkpoint, or ``"cnn"`` / ``"mlp"`` for the shipped ones.
         batch_size: images per forward pass (memory bound; results do not depend on it).
@@ -56,7 +60,8 @@ class DigitReader:
     def __init__(
         self, path: str | Path = "cnn", *, batch_size: int = 1024, threads: int | None = 1, cache_size: int = 0
     ):
-        self.path = SHIPPED.get(str(path), Path(path))
+        self.spec = str(path)
+        self.path = SHIPPED.get(self.spec, Path(path))
         loaded = load_classifier(self.path)
         self.model, self.preprocess = loaded.model, loaded.preprocess
         self.metrics = loaded.metrics
@@ -113,7 +118,7 @@ class DigitReader:
 
     def __getstate__(self) -> dict:  # envs holding a reader must pickle (vector envs, check_env)
         return {
-            "path": str(self.path),
+            "path": self.spec,
             "batch_size": self.batch_size,
             "threads": self.threads,
             "cache_size": self.cache_size,

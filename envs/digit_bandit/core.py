@@ -15,11 +15,13 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from perceptgym.envs.digits import IMAGE_SHAPE, NUM_DIGITS, DigitSource
+from perceptgym.envs.digits import NUM_DIGITS, DigitSource
 
 #: Reward schemes: (reward for the right label, reward for a wrong one).
 REWARD_SCHEMES: dict[str, tuple[float, float]] = {"binary": (1.0, 0.0), "plus_minus": (1.0, -1.0)}
-OBS_MODES = ("pixels", "perceived", "perceived-label", "symbolic")
+OBS_MODES = ("pixels", "perceived", "perceived-confidence", "symbolic")
+#: Former names still accepted: "perceived-label" was the name of "perceived" when "perceived" was the Dict.
+OBS_MODE_ALIASES = {"perceived-label": "perceived"}
 
 
 class Action(IntEnum):
@@ -123,14 +125,13 @@ class Block:
 
 
 def draw_block(n: int, source: DigitSource, params: Params, rng: np.random.Generator) -> Block:
-    """Draws ``n`` rounds of contexts and noise from ``rng`` (labels uniform over the 10 digits)."""
+    """Draws ``n`` rounds of contexts and noise from ``rng`` (labels uniform over the 10 digits).
+
+    ``source`` is expected to return valid images: the envs pass a :class:`perceptgym.envs.digits.LazySource`,
+    which checks them.
+    """
     labels = rng.integers(0, NUM_DIGITS, size=n, dtype=np.int64)
-    images = np.asarray(source(labels, rng))
-    if images.shape != (n, *IMAGE_SHAPE) or images.dtype != np.uint8:
-        raise ValueError(
-            f"digit source returned {images.dtype} images of shape {images.shape}, "
-            f"expected uint8 of shape {(n, *IMAGE_SHAPE)}"
-        )
+    images = source(labels, rng)
     reward_labels = labels
     if params.label_noise > 0:
         noisy = rng.random(n) < params.label_noise

@@ -8,19 +8,20 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from perceptgym.envs.digit_bandit.core import OBS_MODES, Block, Params, draw_block, draw_permutation, reward_for
-from perceptgym.envs.digits import (
-    IMAGE_SHAPE,
-    NUM_DIGITS,
-    DigitSource,
-    Reader,
-    check_source_name,
-    resolve_reader,
-    resolve_source,
+from perceptgym.envs.checks import ResetNeeded, check_options, check_real, check_seed
+from perceptgym.envs.digit_bandit.core import (
+    OBS_MODE_ALIASES,
+    OBS_MODES,
+    Block,
+    Params,
+    draw_block,
+    draw_permutation,
+    reward_for,
 )
+from perceptgym.envs.digits import IMAGE_SHAPE, NUM_DIGITS, DigitModels, DigitSource, LazyReader, LazySource, Reader
 
 
-class DigitBanditEnv(gym.Env):
+class DigitBanditEnv(DigitModels, gym.Env):
     """A contextual bandit on handwritten digits: read the digit, answer its label.
 
     ## Description
@@ -33,11 +34,17 @@ class DigitBanditEnv(gym.Env):
     ``Discrete(10)``: the label answered (:class:`perceptgym.envs.digit_bandit.core.Action`).
 
     ## Observation Space
-    - ``"pixels"``: ``Box(0, 255, (28, 28), uint8)``, the image.
-    - ``"perceived"``: ``Dict(label=Discrete(10), confidence=Box(0, 1, (1,), float32))``, the digit as read by
-      ``reader`` and the reader's confidence.
-    - ``"perceived-label"``: ``Discrete(10)``, the read label only (for tabular agents).
     - ``"symbolic"``: ``Discrete(10)``, the true digit (the upper bound; for testing agents).
+    - ``"perceived"``: the ``"symbolic"`` observation with the digit replaced by the label ``reader`` reads
+      from the image: ``Discrete(10)``, the same space as ``"symbolic"``, so any agent of the symbolic rung
+      runs unchanged (``"perceived-label"``, its former name, is still accepted). ``info`` holds the read
+      label and the reader's confidence (``label_read``, ``label_confidence``) at ``reset`` and ``step``.
+    - ``"perceived-confidence"``: ``Dict(label=Discrete(10), confidence=Box(0, 1, (1,), float32))``, the read
+      label with the reader's confidence in the observation (for bandit agents that use it).
+    - ``"pixels"``: ``Box(0, 255, (28, 28), uint8)``, the image.
+
+    The perceived modes read a whole block of images in one batched call; a reader that returns labels
+    outside 0..9 or confidences outside [0, 1] is refused with an error that names it.
 
     ## Rewards
     ``reward_scheme="binary"``: 1 for the rewarded label, 0 otherwise; ``"plus_minus"``: +1 / -1 (bsuite).
@@ -46,7 +53,8 @@ class DigitBanditEnv(gym.Env):
     for the reward; with ``reward_noise`` q the reward is flipped. ``info`` holds ``label`` (true digit),
     ``optimal_action`` (``perm[y]``), ``expected_reward`` of the action taken, ``regret`` (expected reward of
     the optimal action minus that of the action taken: the pseudo-regret, which is 0 or a constant gap) and
-    ``round`` (rounds played since the last seeded reset; it keeps counting over unseeded resets).
+    ``round`` (rounds played since the last seeded reset; it keeps counting over unseeded resets); in the
+    perceived modes also ``label_read`` and ``label_confidence``.
 
     ## Starting State
     ``reset`` shows a fresh digit; the label is uniform over 0-9.
@@ -54,6 +62,7 @@ class DigitBanditEnv(gym.Env):
     ## Episode End
     Every episode is one round: ``terminated=True`` after each step (so value targets never bootstrap across
     unrelated contexts); ``truncated`` is always False. The step's observation repeats the round's context.
+    A second ``step`` raises :class:`perceptgym.envs.checks.ResetNeeded` until ``reset``.
 
     ## Arguments
     ``obs_mode``, ``digit_source`` (a name in ``perceptgym.envs.digits.SOURCE_NAMES``, ``"gan:<path>"`` or a callable),
@@ -63,7 +72,8 @@ class DigitBanditEnv(gym.Env):
     the first ``reset``.
 
     ## Version History
-    - v0: initial version.
+    - v0: initial version. (Before release, ``"perceived"`` became the read label, as in GridDriving; the
+      label-and-confidence Dict it was is now ``"perceived-confidence"``.)
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "rgb_array"], "render_fps": 4}
@@ -80,25 +90,21 @@ class DigitBanditEnv(gym.Env):
         block_size: int = 1024,
         render_mode: str | None = None,
     ) -> None:
+        obs_mode = OBS_MODE_ALIASES.get(obs_mode, obs_mode) if isinstance(obs_mode, str) else obs_mode
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        check_source_name(digit_source)
-        if not (callable(reader) or isinstance(reader, str)):
-            raise TypeError(f"reader must be a reader name, a checkpoint path or a callable, got {reader!r}")
+        self._source, self._reading = LazySource(digit_source), LazyReader(reader)
         self.params = Params(
             reward_scheme=reward_scheme,
-            label_noise=float(label_noise),
-            reward_noise=float(reward_noise),
+            label_noise=check_real("label_noise", label_noise),
+            reward_noise=check_real("reward_noise", reward_noise),
             permute_every=permute_every,
             block_size=block_size,
         )
         self.obs_mode = obs_mode
         self.render_mode = render_mode
-        self._source_spec, self._reader_spec = digit_source, reader
-        self._source: DigitSource | None = None
-        self._reader: Reader | None = None
 
         self.action_space = spaces.Discrete(NUM_DIGITS)
         self.observation_space = observation_space(obs_mode)
@@ -118,24 +124,14 @@ class DigitBanditEnv(gym.Env):
 
     # ------------------------------------------------------------------ perception models (lazy)
     @property
-    def source(self) -> DigitSource:
-        if self._source is None:
-            self._source = resolve_source(self._source_spec)
-        return self._source
-
-    @property
-    def reader(self) -> Reader:
-        if self._reader is None:
-            self._reader = resolve_reader(self._reader_spec)
-        return self._reader
-
-    @property
     def permutation(self) -> np.ndarray:
         """The current label permutation (rewarded action = ``permutation[true digit]``)."""
         return self._perm.copy()
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        check_options(options, ())
+        seed = check_seed(seed)
         super().reset(seed=seed)
         if seed is not None or self._block is None:
             self._block, self._read, self._round = None, None, -1
@@ -152,11 +148,13 @@ class DigitBanditEnv(gym.Env):
         self._pending, self._last_action = True, None
         if self.render_mode == "human":
             self.render()
-        return obs, {"round": self._round}
+        info = {"round": self._round}
+        self._add_reads(info)
+        return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         if not self._pending:
-            raise RuntimeError("DigitBanditEnv: call reset() before step(); every episode is a single round")
+            raise ResetNeeded("DigitBanditEnv: call reset() before step(); every episode is a single round")
         try:
             a = int(action)
         except (TypeError, ValueError):
@@ -179,6 +177,7 @@ class DigitBanditEnv(gym.Env):
             "regret": regret,
             "round": self._round,
         }
+        self._add_reads(info)
         if self.render_mode == "human":
             self.render()
         return self._observe(), reward, True, False, info  # fresh arrays: callers may keep both obs
@@ -222,11 +221,15 @@ class DigitBanditEnv(gym.Env):
         return snap
 
     # ------------------------------------------------------------------ internals
+    def _add_reads(self, info: dict[str, Any]) -> None:
+        if self._read is not None:
+            info["label_read"] = int(self._read[0][self._i])
+            info["label_confidence"] = float(self._read[1][self._i])
+
     def _next_block(self) -> None:
-        self._block = draw_block(self.params.block_size, self.source, self.params, self.np_random)
-        self._i = 0
-        if self.obs_mode in ("perceived", "perceived-label"):
-            self._read = read_block(self.reader, self._block)
+        block = draw_block(self.params.block_size, self._source, self.params, self.np_random)
+        read = self._reading(block.images) if self.obs_mode in PERCEIVED_MODES else None  # one batch
+        self._block, self._read, self._i = block, read, 0
 
     def _observe(self) -> Any:
         return observe(self.obs_mode, self._block, self._read, self._i)
@@ -234,29 +237,20 @@ class DigitBanditEnv(gym.Env):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_renderer"] = None  # a pygame window does not pickle; a fresh one is made on the next render()
-        return state
+        return state  # the digit source and the reader pickle by name (LazySource, LazyReader)
+
+
+#: The modes whose observation is what the reader read.
+PERCEIVED_MODES = ("perceived", "perceived-confidence")
 
 
 def observation_space(obs_mode: str) -> spaces.Space:
     """The observation space of one round in ``obs_mode``."""
     if obs_mode == "pixels":
         return spaces.Box(0, 255, IMAGE_SHAPE, np.uint8)
-    if obs_mode == "perceived":
+    if obs_mode == "perceived-confidence":
         return spaces.Dict({"label": spaces.Discrete(NUM_DIGITS), "confidence": spaces.Box(0.0, 1.0, (1,), np.float32)})
     return spaces.Discrete(NUM_DIGITS)
-
-
-def read_block(reader: Reader, block: Block) -> tuple[np.ndarray, np.ndarray]:
-    """Reads a whole block of images at once (one batched call to the classifier)."""
-    labels, conf = reader(block.images)
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    conf = np.clip(np.asarray(conf, dtype=np.float32).reshape(-1), 0.0, 1.0)
-    if labels.shape != block.labels.shape or conf.shape != labels.shape:
-        raise ValueError(
-            f"reader returned shapes {labels.shape}, {conf.shape}; expected "
-            f"{block.labels.shape} for both (labels, confidences)"
-        )
-    return labels, conf
 
 
 def observe(obs_mode: str, block: Block, read: tuple[np.ndarray, np.ndarray] | None, idx: int | slice) -> Any:
@@ -265,7 +259,7 @@ def observe(obs_mode: str, block: Block, read: tuple[np.ndarray, np.ndarray] | N
         return block.images[idx].copy()
     if obs_mode == "symbolic":
         return block.labels[idx].copy()
-    if obs_mode == "perceived-label":
+    if obs_mode == "perceived":
         return read[0][idx].copy()
     conf = read[1][idx : idx + 1] if isinstance(idx, int) else read[1][idx, None]
     return {"label": read[0][idx].copy(), "confidence": conf.copy()}

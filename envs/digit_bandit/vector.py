@@ -2,10 +2,10 @@
 
 Every episode is one round, so every sub-env terminates at every step and is reset in the same step
 (``AutoresetMode.SAME_STEP``): ``step`` returns the rewards of the rounds just answered and the observations
-of the next rounds; ``info`` describes the rounds just answered (arrays of length ``num_envs``) and
-``info["final_obs"]`` holds their observations. One Generator draws all sub-envs' contexts in blocks, so
-``reset(seed=s)`` fixes the whole batch stream; with ``permute_every`` each sub-env has its own permutation,
-all redrawn on the same rounds.
+of the next rounds; ``info`` describes the rounds just answered (arrays of length ``num_envs``; in the
+perceived modes also ``label_read`` and ``label_confidence``) and ``info["final_obs"]`` holds their
+observations. One Generator draws all sub-envs' contexts in blocks, so ``reset(seed=s)`` fixes the whole
+batch stream; with ``permute_every`` each sub-env has its own permutation, all redrawn on the same rounds.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from perceptgym.envs.checks import ResetNeeded, check_options, check_seed
 from perceptgym.envs.digit_bandit.core import Block, draw_block, draw_permutation
-from perceptgym.envs.digit_bandit.env import DigitBanditEnv, observe, read_block
+from perceptgym.envs.digit_bandit.env import PERCEIVED_MODES, DigitBanditEnv, observe
 from perceptgym.envs.digits import NUM_DIGITS
 
 
@@ -50,15 +51,18 @@ class DigitBanditVectorEnv(VectorEnv):
         self._obs: Any = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        super().reset(seed=seed)
+        check_options(options, ())
+        super().reset(seed=check_seed(seed))
         self._block, self._read, self._round = None, None, 0
         self._perms = np.tile(np.arange(NUM_DIGITS, dtype=np.int64), (self.num_envs, 1))
         self._next_batch()
-        return self._obs, {"round": np.zeros(self.num_envs, dtype=np.int64)}
+        info = {"round": np.zeros(self.num_envs, dtype=np.int64)}
+        self._add_reads(info, slice(self._i, self._i + self.num_envs))
+        return self._obs, info
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
         if self._block is None:
-            raise RuntimeError("DigitBanditVectorEnv: call reset() before step()")
+            raise ResetNeeded("DigitBanditVectorEnv: call reset() before step()")
         a = np.asarray(actions)
         if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= 10:
             raise ValueError(f"actions must be {self.num_envs} int labels in 0..9, got {actions!r}")
@@ -76,6 +80,7 @@ class DigitBanditVectorEnv(VectorEnv):
             "round": np.full(self.num_envs, self._round, dtype=np.int64),
             "final_obs": self._obs,
         }
+        self._add_reads(info, sl)
         self._round += 1
         k = self.params.permute_every
         if k and self._round % k == 0:
@@ -90,13 +95,16 @@ class DigitBanditVectorEnv(VectorEnv):
         """Each sub-env's label permutation, shape ``(num_envs, 10)``."""
         return self._perms.copy()
 
+    def _add_reads(self, info: dict[str, Any], sl: slice) -> None:
+        if self._read is not None:
+            info["label_read"], info["label_confidence"] = self._read[0][sl].copy(), self._read[1][sl].copy()
+
     def _next_batch(self) -> None:
         n = self.num_envs
         if self._block is None or self._i + n > len(self._block.labels):
             # Whole batches per block: block_size rounded up to a multiple of num_envs.
             size = -(-max(self.params.block_size, n) // n) * n
-            self._block = draw_block(size, self._proto.source, self.params, self.np_random)
-            if self.obs_mode in ("perceived", "perceived-label"):
-                self._read = read_block(self._proto.reader, self._block)
-            self._i = 0
+            block = draw_block(size, self._proto._source, self.params, self.np_random)
+            read = self._proto._reading(block.images) if self.obs_mode in PERCEIVED_MODES else None  # one batch
+            self._block, self._read, self._i = block, read, 0
         self._obs = observe(self.obs_mode, self._block, self._read, slice(self._i, self._i + n))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, ClassVar
@@ -11,7 +10,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from perceptgym.envs.digits import READER_NAMES, DigitSource, Reader, check_source_name, resolve_reader, resolve_source
+from perceptgym.envs.checks import ResetNeeded, check_bool, check_int, check_options, check_real, check_seed, is_int
+from perceptgym.envs.digits import DigitModels, DigitSource, LazyReader, LazySource, Reader
 from perceptgym.envs.grid_driving.constants import (
     DEFAULT_ARRIVAL,
     DEFAULT_COLLISION,
@@ -34,7 +34,7 @@ from perceptgym.envs.grid_driving.planning import TabularModel, optimal_return, 
 RESET_OPTIONS = ("card", "start", "phase")
 
 
-class GridDrivingEnv(gym.Env):
+class GridDrivingEnv(DigitModels, gym.Env):
     """Drive a car through a small city to the stop whose handwritten number is on the trip card.
 
     ## Description
@@ -52,8 +52,14 @@ class GridDrivingEnv(gym.Env):
     ## Observation Space (``obs_mode``)
     - ``"symbolic"``: ``Discrete(n)``, the true state ``(cell, heading, phase, card, sign)`` encoded as in
       :mod:`perceptgym.envs.grid_driving.core` (``env.unwrapped.decode(s)``). The phase is the traffic clock.
-    - ``"perceived"``: the same space, but the card (and, with shuffled stops, the sign) is what ``reader``
-      read from this episode's images. Misreading the card sends the car to the wrong stop.
+    - ``"perceived"``: the ``"symbolic"`` observation with every digit in it replaced by the label ``reader``
+      reads from that digit's image (drawn from ``digit_source``): the card and, with shuffled stops, the
+      sign under the car. Same space as ``"symbolic"``, so any symbolic-mode agent runs unchanged; a misread
+      card sends the car to the wrong stop. The reader's confidences are in ``info`` (``card_confidence``,
+      and ``sign_confidence`` with shuffled stops), next to what it read (``card_read``, ``sign_read``) and
+      the truth (``card``, ``sign``); ``reset``'s ``info`` also has every sign as read (``signs_read``,
+      ``signs_confidence``, map order). All images of an episode are read in one batch at ``reset``; a
+      reader that returns labels outside 0..9 or confidences outside [0, 1] is refused, by name.
     - ``"pixels"``: ``Box(0, 255, (H, W, 3), uint8)``, a top-down raster with the handwritten signs and card.
     - ``"dict"``: ``{"state": Discrete(n_base)`` (cell, heading, phase), ``"card"``: the 28x28 card image,
       ``"sign"``: the 28x28 sign image under the car (zeros off stops)}.
@@ -69,12 +75,17 @@ class GridDrivingEnv(gym.Env):
     map's stop numbers. ``reset(options=...)`` may fix ``card``, ``start=(row, col, heading)`` and ``phase``.
 
     ## Episode End
-    Terminates on STOP at a stop (right or wrong) and on a collision. The time limit comes from
-    ``TimeLimit`` (``max_episode_steps`` at registration), so the env itself returns ``truncated=False``.
+    Terminates on STOP at a stop (right or wrong) and on a collision; a ``step`` after that raises
+    :class:`perceptgym.envs.checks.ResetNeeded` until ``reset``. The time limit comes from ``TimeLimit``
+    (``max_episode_steps`` at registration), so the env itself returns ``truncated=False``.
 
     ## Arguments
-    See ``__init__``. ``env.unwrapped.P`` is the exact model (fixed stop numbers only) and
-    ``env.unwrapped.optimal_return()`` its optimal expected return from value iteration.
+    See ``__init__``; each is checked at construction (a wrong type or value is a ValueError naming it).
+    ``digit_source`` is a name in ``perceptgym.envs.digits.SOURCE_NAMES``, ``"gan:<path>"`` or a callable;
+    ``reader`` a name in ``perceptgym.envs.digits.READER_NAMES``, a checkpoint path or a callable; named
+    models are loaded when first needed and pickle as their names. ``env.unwrapped.P`` is the exact model
+    (fixed stop numbers only) and ``env.unwrapped.optimal_return()`` its optimal expected return from value
+    iteration.
 
     ## Version History
     - v0: initial version.
@@ -107,18 +118,18 @@ class GridDrivingEnv(gym.Env):
             raise ValueError(f"unknown obs_mode {obs_mode!r}: use one of {OBS_MODES}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}: use None or one of {self.metadata['render_modes']}")
-        check_source_name(digit_source)
-        if not (callable(digit_source) or isinstance(digit_source, str)):
-            raise TypeError(f"digit_source must be a name or a DigitSource callable, got {digit_source!r}")
-        if not (callable(reader) or isinstance(reader, str)):
-            raise TypeError(f"reader must be one of {READER_NAMES}, a checkpoint path or a callable, got {reader!r}")
-        for name, value, lo in (
-            ("n_cars", n_cars, 0),
-            ("green_steps", green_steps, 0),
-            ("max_period", max_period, 1),
-        ):
-            if not isinstance(value, int | np.integer) or value < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+        # Models first: they are the settings most often given wrongly (a typo in a name or a path).
+        self._source, self._reading = LazySource(digit_source), LazyReader(reader)
+        ints = {
+            name: check_int(name, value, lo)
+            for name, value, lo in (
+                ("n_cars", n_cars, 0),
+                ("green_steps", green_steps, 0),
+                ("max_period", max_period, 1),
+                ("map_seed", map_seed, 0),
+                ("route_seed", route_seed, 0),
+            )
+        }
         weights = {
             "time_cost": time_cost,
             "progress": progress,
@@ -135,29 +146,21 @@ class GridDrivingEnv(gym.Env):
             "collision": "<= 0",
             "red_light": "<= 0",
         }
-        for name, value in weights.items():
-            ok = isinstance(value, int | float) and math.isfinite(value)
-            ok = ok and (value >= 0 if signs[name] == ">= 0" else value <= 0)
-            if not ok:
-                raise ValueError(f"{name} must be a finite number {signs[name]}, got {value!r}")
+        weights = {name: check_real(name, value, signs[name]) for name, value in weights.items()}
         self.params = Params(
-            gmap=get_map(map, seed=map_seed),
-            n_cars=int(n_cars),
-            green_steps=int(green_steps),
-            max_period=int(max_period),
-            route_seed=int(route_seed),
-            shuffle_stops=bool(shuffle_stops),
-            **{k: float(v) for k, v in weights.items()},
+            gmap=get_map(map, seed=ints["map_seed"]),
+            n_cars=ints["n_cars"],
+            green_steps=ints["green_steps"],
+            max_period=ints["max_period"],
+            route_seed=ints["route_seed"],
+            shuffle_stops=check_bool("shuffle_stops", shuffle_stops),
+            **weights,
         )
         self.model = DrivingModel(self.params)
         self.obs_mode, self.render_mode = obs_mode, render_mode
         if render_fps is not None:
-            if not isinstance(render_fps, int) or render_fps < 1:
-                raise ValueError(f"render_fps must be a positive integer, got {render_fps!r}")
+            render_fps = check_int("render_fps", render_fps, 1)
             self.metadata = {**type(self).metadata, "render_fps": render_fps}  # this instance only
-        self._source_spec, self._reader_spec = digit_source, reader
-        self._source: DigitSource | None = None
-        self._reader: Reader | None = None
         self._renderer = None
         self._raster = None
 
@@ -176,17 +179,7 @@ class GridDrivingEnv(gym.Env):
             per_cell[b // (NUM_HEADINGS * m.period)][(b // m.period) % NUM_HEADINGS] for b in range(m.n_base)
         ]
         self._base = -1  # no episode yet
-
-    # ---- lazy perception models ----------------------------------------------------------------------
-    def _get_source(self) -> DigitSource:
-        if self._source is None:
-            self._source = resolve_source(self._source_spec)
-        return self._source
-
-    def _get_reader(self) -> Reader:
-        if self._reader is None:
-            self._reader = resolve_reader(self._reader_spec)
-        return self._reader
+        self._done = False  # the episode terminated: step() needs a reset() first
 
     def _get_raster(self):
         if self._raster is None:
@@ -197,11 +190,8 @@ class GridDrivingEnv(gym.Env):
 
     # ---- episode -------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - set(RESET_OPTIONS)
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}: allowed are {RESET_OPTIONS}")
+        options = check_options(options, RESET_OPTIONS)
+        super().reset(seed=check_seed(seed))
         m, rng = self.model, self.np_random
         numbers = self.params.gmap.stop_numbers
         if self.params.shuffle_stops:
@@ -211,13 +201,13 @@ class GridDrivingEnv(gym.Env):
         image_seed = int(rng.integers(2**63))
         if "card" in options:
             card = options["card"]
-            if card not in numbers:
+            if not is_int(card) or card not in numbers:
                 raise ValueError(f"options['card']={card!r} is not a stop number this episode; stops: {numbers}")
             card = int(card)
         if "start" in options or "phase" in options:
             base = self._start_from_options(options, base)
         self._trip: Trip = make_trip(card, numbers)
-        self._base, self._steps, self._return = base, 0, 0.0
+        self._base, self._steps, self._return, self._done = base, 0, 0.0, False
         self._last: tuple[int, dict[str, float], str] | None = None
         self._image_seed, self._images = image_seed, None
         self._reads = None
@@ -241,7 +231,7 @@ class GridDrivingEnv(gym.Env):
         cell, heading, phase = m.base_parts(base)
         if "start" in options:
             start = options["start"]
-            ok = isinstance(start, Sequence) and len(start) == 3 and all(isinstance(v, int | np.integer) for v in start)
+            ok = isinstance(start, Sequence) and len(start) == 3 and all(is_int(v) for v in start)
             if not ok or not (0 <= start[2] < NUM_HEADINGS):
                 raise ValueError(f"options['start'] must be (row, col, heading 0-3), got {start!r}")
             r, c, heading = (int(v) for v in start)
@@ -251,7 +241,7 @@ class GridDrivingEnv(gym.Env):
             cell = int(m.cell_index[r, c])
         if "phase" in options:
             phase = options["phase"]
-            if not isinstance(phase, int | np.integer) or not 0 <= phase < m.period:
+            if not is_int(phase) or not 0 <= phase < m.period:
                 raise ValueError(f"options['phase'] must be an integer in 0..{m.period - 1}, got {phase!r}")
         if cell in m.car_cells[int(phase)]:
             raise ValueError(f"options: a car occupies {m.cells[cell]} at phase {phase}; choose another start")
@@ -262,28 +252,16 @@ class GridDrivingEnv(gym.Env):
         if self._images is not None:
             return
         labels = np.array([self._trip.card, *self._trip.numbers], dtype=np.int64)
-        images = np.asarray(self._get_source()(labels, np.random.default_rng(self._image_seed)))
-        if images.shape != (len(labels), DIGIT_PX, DIGIT_PX) or images.dtype != np.uint8:
-            raise ValueError(
-                f"digit source {self._source_spec!r} returned {images.dtype} {images.shape}; "
-                f"expected uint8 {(len(labels), DIGIT_PX, DIGIT_PX)}"
-            )
-        self._images = images
+        self._images = self._source(labels, np.random.default_rng(self._image_seed))
 
     def _read_images(self) -> None:
-        labels, conf = self._get_reader()(self._images)
-        labels, conf = np.asarray(labels, dtype=np.int64), np.asarray(conf, dtype=np.float32)
-        n = len(self._images)
-        if labels.shape != (n,) or conf.shape != (n,) or not ((labels >= 0) & (labels < NUM_DIGITS)).all():
-            raise ValueError(
-                f"reader {self._reader_spec!r} must return labels in 0..9 and confidences, each of shape ({n},); "
-                f"got labels {labels!r}, confidences of shape {conf.shape}"
-            )
-        self._reads = (labels, conf)
+        self._reads = self._reading(self._images)  # one batch: the card, then the signs
 
     def step(self, action):
         if self._base < 0:
-            raise gym.error.ResetNeeded("call reset() before step()")
+            raise ResetNeeded("call reset() before step()")
+        if self._done:
+            raise ResetNeeded("the episode has terminated; call reset() before step()")
         if not (isinstance(action, int | np.integer) and 0 <= action < NUM_ACTIONS):
             a = np.asarray(action)
             if a.shape != () or a.dtype.kind not in "iu" or not 0 <= a < NUM_ACTIONS:
@@ -300,6 +278,7 @@ class GridDrivingEnv(gym.Env):
         info = self._info(self._mask_l[base])
         info["reward_terms"] = dict(zip(REWARD_TERMS, terms, strict=True))
         if terminated:
+            self._done = True
             info["event"] = event
             info["is_success"] = event == "arrived"
         self._last = (action, info["reward_terms"], event)
@@ -315,7 +294,9 @@ class GridDrivingEnv(gym.Env):
             if self.params.shuffle_stops:
                 k = self.model._stop_l[self._base // (NUM_HEADINGS * self.model.period)]
                 info["sign"] = NO_SIGN if k < 0 else self._trip.numbers[k]
+                # Off a stop there is no sign to read: NO_SIGN is known, not read, hence confidence 1.
                 info["sign_read"] = NO_SIGN if k < 0 else int(self._reads[0][k + 1])
+                info["sign_confidence"] = 1.0 if k < 0 else float(self._reads[1][k + 1])
         return info
 
     def _observe(self):
@@ -455,8 +436,4 @@ class GridDrivingEnv(gym.Env):
         state["_renderer"] = None  # a pygame window cannot be pickled; it is re-created on demand
         state.pop("P", None)  # cached, rebuilt on demand
         state.pop("_tabular", None)
-        if isinstance(self._source_spec, str):
-            state["_source"] = None  # named models are reloaded lazily
-        if isinstance(self._reader_spec, str):
-            state["_reader"] = None
-        return state
+        return state  # the digit source and the reader pickle by name (LazySource, LazyReader)

@@ -216,6 +216,8 @@ def get_map(name: str | Sequence[str], seed: int = 0) -> GridMap:
         if name not in NAMED_MAPS:
             raise ValueError(f"unknown map {name!r}: use one of {MAP_NAMES} or a list of map rows")
         return parse_map(NAMED_MAPS[name], name=name)
+    if not (isinstance(name, Sequence) and not isinstance(name, bytes) and all(isinstance(r, str) for r in name)):
+        raise ValueError(f"map must be one of {MAP_NAMES} or a list of map rows (strings), got {name!r}")
     return parse_map(name)
 
 

@@ -60,3 +60,19 @@ def test_too_many_states_and_wrong_spaces_are_refused():
         make_tabular_env(SpaceEnv(gym.spaces.Box(0, 1, (8,)), [np.zeros(8)] * 2), bins=20)
     with pytest.raises(TypeError, match="tabular agents need"):
         make_tabular_env(SpaceEnv(gym.spaces.Text(5), ["a", "b"]))
+
+
+def test_one_encoder_for_envs_and_agents():
+    """The agents' wrapper is the envs' EncodeStateObservation (one MixedRadix code), plus the state cap."""
+    from perceptgym.envs.wrappers import EncodeStateObservation
+
+    space = gym.spaces.Dict({"card": gym.spaces.Discrete(10), "cell": gym.spaces.Discrete(7, start=1)})
+    obs = {"card": np.int64(3), "cell": np.int64(5)}
+    ours = make_tabular_env(SpaceEnv(space, [obs, obs]))
+    theirs = EncodeStateObservation(SpaceEnv(space, [obs, obs]))
+    assert isinstance(ours, EncodeDiscreteObservation) and isinstance(ours, EncodeStateObservation)
+    assert ours.observation_space == theirs.observation_space == gym.spaces.Discrete(70)
+    assert ours.reset()[0] == theirs.reset()[0] == 3 * 7 + (5 - 1)
+    assert ours.decode(25) == obs
+    with pytest.raises(ValueError, match="more than max_states=10000000"):
+        EncodeDiscreteObservation(SpaceEnv(gym.spaces.MultiDiscrete([10_000] * 2), [np.zeros(2, np.int64)] * 2))

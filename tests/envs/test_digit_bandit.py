@@ -13,7 +13,7 @@ from perceptgym.envs.digit_bandit import ENV_ID, register_digit_bandit
 from perceptgym.envs.digit_bandit.core import Action, Params
 from perceptgym.envs.digit_bandit.env import DigitBanditEnv
 
-MODES = ("pixels", "perceived", "perceived-label", "symbolic")
+MODES = ("pixels", "perceived", "perceived-confidence", "symbolic")
 
 
 @pytest.fixture
@@ -76,16 +76,39 @@ def test_symbolic_obs_is_the_true_label_and_info_agrees(make):
         assert obs == info["label"] == info["optimal_action"]
 
 
-def test_perceived_obs_is_what_the_reader_reads(make, stub_source):
+def test_perceived_obs_is_what_the_reader_reads(make):
     from tests.conftest import StubReader
 
     env = make(obs_mode="perceived", reader=StubReader(confuse={4: 9}))
+    assert env.observation_space == make(obs_mode="symbolic").observation_space == gym.spaces.Discrete(10)
+    confused = 0
+    for i in range(40):
+        obs, reset_info = env.reset(seed=0 if i == 0 else None)
+        _, _, _, _, info = env.step(0)
+        expected = 9 if info["label"] == 4 else info["label"]
+        confused += info["label"] == 4
+        assert obs == expected == reset_info["label_read"] == info["label_read"]
+        assert reset_info["label_confidence"] == info["label_confidence"] == pytest.approx(0.9)
+    assert confused > 0
+
+
+def test_perceived_confidence_obs_has_the_label_and_the_confidence(make):
+    from tests.conftest import StubReader
+
+    env = make(obs_mode="perceived-confidence", reader=StubReader(confuse={4: 9}))
     for i in range(40):
         obs, _ = env.reset(seed=0 if i == 0 else None)
         _, _, _, _, info = env.step(0)
         expected = 9 if info["label"] == 4 else info["label"]
-        assert obs["label"] == expected and obs["confidence"].shape == (1,)
+        assert obs["label"] == expected == info["label_read"] and obs["confidence"].shape == (1,)
         assert obs["confidence"][0] == pytest.approx(0.9)
+
+
+def test_perceived_label_is_the_former_name_of_perceived(make):
+    env = make(obs_mode="perceived-label")
+    assert env.obs_mode == "perceived" and env.observation_space == gym.spaces.Discrete(10)
+    same = make(obs_mode="perceived")
+    assert gym.utils.env_checker.data_equivalence(env.reset(seed=4), same.reset(seed=4))
 
 
 def test_regret_with_noise_is_the_expected_reward_gap(make):
@@ -153,8 +176,27 @@ def test_step_before_reset_raises(make):
         env.step(0)
     env.reset(seed=0)
     env.step(0)
-    with pytest.raises(RuntimeError, match="single round"):
+    with pytest.raises(gym.error.ResetNeeded, match="single round"):
         env.step(0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"seed": -1}, r"reset\(seed=...\) must be None or an integer >= 0, got -1"),
+        ({"seed": 1.5}, r"seed=.*got 1\.5"),
+        ({"seed": True}, r"seed=.*got True"),
+        ({"seed": "3"}, r"seed=.*got '3'"),
+        ({"options": ["card"]}, r"reset\(options=...\) must be None or a dict, got list"),
+        ({"options": {"card": 3}}, r"unknown reset options \['card'\]: this env takes no options"),
+    ],
+)
+def test_bad_seeds_and_options_are_refused_by_name(make, kwargs, match):
+    env = make()
+    with pytest.raises(ValueError, match=match):
+        env.reset(**kwargs)
+    obs, _ = env.reset(seed=np.int64(3))  # numpy integers are fine seeds
+    assert gym.utils.env_checker.data_equivalence(obs, make().reset(seed=3)[0])
 
 
 @pytest.mark.parametrize(
@@ -164,11 +206,16 @@ def test_step_before_reset_raises(make):
         ({"reward_scheme": "gaussian"}, "reward_scheme must be one of"),
         ({"label_noise": 1.0}, "label_noise"),
         ({"label_noise": -0.1}, "label_noise"),
+        ({"label_noise": "0.1"}, "label_noise must be a finite number, got '0.1'"),
+        ({"reward_noise": True}, "reward_noise must be a finite number, got True"),
         ({"reward_noise": 0.5}, "reward_noise"),
         ({"permute_every": -3}, "permute_every"),
         ({"permute_every": 2.5}, "permute_every"),
         ({"block_size": 0}, "block_size"),
         ({"digit_source": "mnist-validation"}, "unknown digit source"),
+        ({"digit_source": "gan:/no/such/gan.pt"}, "no GAN checkpoint file"),
+        ({"reader": "cnnn"}, "reader 'cnnn' is neither one of"),
+        ({"reader": 3}, "reader must be one of"),
         ({"render_mode": "ansi"}, "render_mode"),
     ],
 )

@@ -9,7 +9,7 @@ import pytest
 from perceptgym.envs.digit_bandit import ENV_ID, register_digit_bandit
 from perceptgym.envs.digit_bandit.vector import DigitBanditVectorEnv
 
-MODES = ("pixels", "perceived", "perceived-label", "symbolic")
+MODES = ("pixels", "perceived", "perceived-confidence", "symbolic")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -25,7 +25,7 @@ def test_make_vec_spaces_and_rewards(mode, stub_source, stub_reader):
         reward_scheme="plus_minus",
     )
     assert isinstance(envs.unwrapped, DigitBanditVectorEnv)
-    obs, _ = envs.reset(seed=0)
+    obs, info = envs.reset(seed=0)
     for _ in range(30):
         assert envs.observation_space.contains(obs)
         obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())
@@ -34,6 +34,26 @@ def test_make_vec_spaces_and_rewards(mode, stub_source, stub_reader):
         assert np.array_equal(rewards, np.where(right, 1.0, -1.0))
         assert np.array_equal(right, info["expected_reward"] == 1.0)
     envs.close()
+
+
+@pytest.mark.parametrize("mode", ["perceived", "perceived-confidence"])
+def test_perceived_info_holds_what_was_read(mode, stub_source):
+    from tests.conftest import StubReader
+
+    envs = DigitBanditVectorEnv(num_envs=6, obs_mode=mode, digit_source=stub_source, reader=StubReader({4: 9}))
+    shown = (lambda o: o) if mode == "perceived" else (lambda o: o["label"])
+    obs, info = envs.reset(seed=0)
+    np.testing.assert_array_equal(info["label_read"], shown(obs))
+    confused = 0
+    for _ in range(10):
+        before = shown(obs)
+        obs, _, _, _, info = envs.step(np.zeros(6, dtype=np.int64))
+        # Step info describes the rounds just answered: what they showed, and the truth behind it.
+        np.testing.assert_array_equal(info["label_read"], before)
+        np.testing.assert_array_equal(before, np.where(info["label"] == 4, 9, info["label"]))
+        np.testing.assert_allclose(info["label_confidence"], 0.9)
+        confused += int((info["label"] == 4).sum())
+    assert confused > 0
 
 
 def test_optimal_actions_earn_right_reward_and_seed_fixes_stream(stub_source):
@@ -75,3 +95,7 @@ def test_bad_actions_and_options_raise(stub_source, bad):
         DigitBanditVectorEnv(num_envs=0, digit_source=stub_source)
     with pytest.raises(ValueError, match="label_noise"):
         DigitBanditVectorEnv(num_envs=2, digit_source=stub_source, label_noise=2.0)
+    with pytest.raises(ValueError, match="seed"):
+        envs.reset(seed=-2)
+    with pytest.raises(ValueError, match="options"):
+        envs.reset(options="fast")

@@ -230,7 +230,10 @@ def test_shuffled_stops_put_the_sign_under_the_car_in_the_state(seed):
         state = env.decode(obs)
         numbers.add(state.sign)
         assert state.sign == info["sign"] == info["sign_read"]
+        assert info["sign_confidence"] == info["card_confidence"] == pytest.approx(0.9)  # the stub's confidence
     assert len(numbers) > 1
+    _, info = env.reset(seed=seed, options={"start": (1, 1, 1), "phase": 0})  # no stop here: nothing to read
+    assert info["sign"] == info["sign_read"] == NO_SIGN and info["sign_confidence"] == 1.0
 
 
 # ---- observation modes --------------------------------------------------------------------------------
@@ -288,8 +291,11 @@ def test_pickle_round_trip(obs_mode, seed):
     for a in (0, 1, 0, 3):
         env.step(a)
     clone = pickle.loads(pickle.dumps(env))
-    for a in (0, 2, 0, 0, 4, 1):
-        assert data_equivalence(env.step(a), clone.step(a))
+    for a in (0, 2, 0, 0, 4, 1, 4, 0, 2, 0, 0):
+        step = env.step(a)
+        assert data_equivalence(step, clone.step(a))
+        if step[2]:  # and the next episode (drawn by the pickled RNG) is the same too
+            assert data_equivalence(env.reset(), clone.reset())
     assert np.array_equal(env.render(), clone.render())
 
 
@@ -314,24 +320,91 @@ def test_invalid_actions_options_and_arguments():
     with pytest.raises(ValueError, match="phase"):
         env.reset(options={"phase": 999})
     bad_reader = make(obs_mode="perceived", reader=lambda images: (np.full(len(images), 12), np.ones(len(images))))
-    with pytest.raises(ValueError, match="labels in 0"):
+    with pytest.raises(ValueError, match=r"reader <lambda> returned label 12 \(image 0\); labels must be integers"):
         bad_reader.reset(seed=0)
+    no_reading = make(obs_mode="perceived", reader=lambda images: None)
+    with pytest.raises(ValueError, match="reader <lambda> returned NoneType None; a reader returns"):
+        no_reading.reset(seed=0)
     bad_source = make(obs_mode="pixels", digit_source=lambda labels, rng: np.zeros((len(labels), 28, 28)))
     with pytest.raises(ValueError, match="expected uint8"):
         bad_source.reset(seed=0)
-    for kwargs, match in [
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
         ({"obs_mode": "rgb"}, "obs_mode"),
         ({"render_mode": "window"}, "render_mode"),
         ({"map": "huge"}, "unknown map"),
+        ({"map": 42}, "map must be one of .* or a list of map rows .*got 42"),
+        ({"map": [1, 2, 3]}, "map must be one of"),
         ({"digit_source": "emnist"}, "digit source"),
+        ({"digit_source": 7}, "digit_source must be one of"),
+        ({"reader": "cnnn"}, "reader 'cnnn' is neither one of"),
+        ({"reader": None}, "reader must be one of"),
         ({"n_cars": -1}, "n_cars"),
+        ({"n_cars": True}, "n_cars must be an integer >= 0, got True"),
+        ({"n_cars": 1.0}, "n_cars must be an integer >= 0, got 1.0"),
         ({"n_cars": 40}, "fits only"),
+        ({"green_steps": False}, "green_steps must be an integer"),
+        ({"max_period": "60"}, "max_period must be an integer >= 1"),
+        ({"map_seed": -1}, "map_seed must be an integer >= 0, got -1"),
+        ({"map_seed": 1.5}, "map_seed must be an integer"),
+        ({"route_seed": "3"}, "route_seed must be an integer"),
+        ({"shuffle_stops": "no"}, "shuffle_stops must be True or False, got 'no'"),
+        ({"shuffle_stops": 1}, "shuffle_stops must be True or False, got 1"),
+        ({"render_fps": True}, "render_fps must be an integer >= 1"),
         ({"time_cost": -0.1}, "time_cost"),
         ({"collision": 1.0}, "collision"),
         ({"arrival": float("nan")}, "arrival"),
-    ]:
-        with pytest.raises(ValueError, match=match):
-            make(**kwargs)
+        ({"arrival": True}, "arrival must be a finite number >= 0, got True"),
+        ({"progress": "0.1"}, "progress must be a finite number"),
+    ],
+)
+def test_bad_arguments_are_refused_by_name(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make(**kwargs)
+
+
+def test_numpy_numbers_are_fine_arguments():
+    env = make(n_cars=np.int64(1), arrival=np.float32(2.0), shuffle_stops=np.bool_(True), map_seed=np.int32(0))
+    assert env.params.n_cars == 1 and env.params.arrival == 2.0 and env.params.shuffle_stops is True
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"seed": -1}, r"reset\(seed=...\) must be None or an integer >= 0, got -1"),
+        ({"seed": 2.0}, r"reset\(seed=...\) .*got 2\.0"),
+        ({"seed": False}, r"reset\(seed=...\) .*got False"),
+        ({"options": [("card", 3)]}, r"reset\(options=...\) must be None or a dict, got list"),
+        ({"options": "card"}, r"reset\(options=...\) must be None or a dict, got str"),
+        ({"options": {"card": 3.0}}, r"options\['card'\]=3\.0 is not a stop number"),
+        ({"options": {"card": True}}, r"options\['card'\]=True is not a stop number"),
+        ({"options": {"start": (1, True, 1)}}, r"options\['start'\] must be \(row, col, heading 0-3\)"),
+        ({"options": {"phase": 0.0}}, r"options\['phase'\] must be an integer"),
+    ],
+)
+def test_bad_seeds_and_options_are_refused_by_name(kwargs, match):
+    env = make()
+    with pytest.raises(ValueError, match=match):
+        env.reset(**kwargs)
+    assert data_equivalence(env.reset(seed=np.int64(5)), make().reset(seed=5))  # numpy integers are fine seeds
+
+
+def test_no_step_after_termination_until_reset():
+    """Stopping on the goal ends the trip; stepping on would pay the arrival again and again."""
+    env = make(obs_mode="symbolic")
+    env.reset(seed=0, options={"start": (1, 2, 1), "phase": 0, "card": 0})
+    _, reward, terminated, _, info = env.step(Action.STOP)
+    assert terminated and info["event"] == "arrived" and reward > 0
+    for action in (Action.STOP, Action.WAIT):
+        with pytest.raises(gym.error.ResetNeeded, match="terminated; call reset"):
+            env.step(action)
+    with pytest.raises(RuntimeError):  # what the programs report as one line
+        env.step(Action.STOP)
+    env.reset()
+    assert not env.step(Action.WAIT)[2]
 
 
 # ---- maps ---------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def test_classify_image_observation():
     env = ClassifyObservation(ImageEnv(), StubReader())
     assert env.observation_space == spaces.Discrete(10)
     obs, info = env.reset(seed=0)
-    assert obs == 0 and info["read_label"] == 0 and info["read_confidence"] == pytest.approx(0.9)
+    assert obs == 0 and info["label_read"] == 0 and info["label_confidence"] == pytest.approx(0.9)
     for t in range(1, 5):
         obs, _, _, _, info = env.step(0)
         assert obs == t and env.observation_space.contains(obs)
@@ -67,7 +67,9 @@ def test_classify_dict_observation_in_one_batch():
     assert env.observation_space["a"] == spaces.Discrete(10) and env.observation_space["n"] == spaces.Discrete(3)
     obs, info = env.reset(seed=0)
     assert (obs["a"], obs["b"], obs["n"]) == (0, 1, 0)
-    assert set(info["read_confidence"]) == {"a", "b"}
+    assert (info["a_read"], info["b_read"]) == (0, 1)
+    assert info["a_confidence"] == info["b_confidence"] == pytest.approx(0.9)
+    assert "n_read" not in info
     assert calls == [2]
     only_b = ClassifyObservation(ImageEnv(dict_obs=True), StubReader(), keys=["b"])
     obs, _ = only_b.reset(seed=0)
@@ -79,14 +81,22 @@ def test_classify_rejects_other_spaces():
         ClassifyObservation(gym.make("CartPole-v1"), StubReader())
     with pytest.raises(ValueError, match="image entries"):
         ClassifyObservation(ImageEnv(dict_obs=True), StubReader(), keys=["n"])
-    with pytest.raises(TypeError, match="reader"):
+    with pytest.raises(TypeError, match="reader must be one of"):
         ClassifyObservation(ImageEnv(), 3)
+    with pytest.raises(ValueError, match="reader 'cnnn' is neither"):
+        ClassifyObservation(ImageEnv(), "cnnn")
+
+
+def test_classify_refuses_a_broken_reader_by_name():
+    env = ClassifyObservation(ImageEnv(), lambda images: (np.full(len(images), 12), np.ones(len(images))))
+    with pytest.raises(ValueError, match=r"reader <lambda> returned label 12"):
+        env.reset(seed=0)
 
 
 def test_classify_named_reader_is_resolved_lazily_and_pickles():
     env = ClassifyObservation(ImageEnv(), "cnn")  # nothing loaded yet
     clone = pickle.loads(pickle.dumps(env))
-    assert clone._reader is None
+    assert not clone.reading.loaded and clone.reading.spec == "cnn"
 
 
 def test_encode_state_observation_round_trip():
@@ -99,11 +109,16 @@ def test_encode_state_observation_round_trip():
         for b in range(1, 5):
             for c in range(5):
                 s = env.encode([a, b, c])
-                assert env.decode(s) == (a, b, c)
+                np.testing.assert_array_equal(env.decode(s), [a, b, c])
+                assert base.observation_space.contains(env.decode(s))
                 seen.add(s)
     assert seen == set(range(60))
     with pytest.raises(ValueError, match="out of range"):
         env.encode([3, 1, 0])
+    with pytest.raises(ValueError, match="integers of shape"):
+        env.encode([0.5, 1, 0])
+    with pytest.raises(ValueError, match="out of range"):
+        env.decode(60)
 
 
 def test_encode_classified_dict():
@@ -113,9 +128,14 @@ def test_encode_classified_dict():
     obs, _ = env.reset(seed=0)
     assert obs == env.encode({"a": 0, "b": 1, "n": 0}) == (0 * 10 + 1) * 3 + 0
     obs, _, _, _, _ = env.step(0)
-    assert env.decode(obs) == (1, 2, 1)
+    assert env.decode(obs) == {"a": 1, "b": 2, "n": 1}
 
 
 def test_encode_rejects_other_spaces():
     with pytest.raises(ValueError, match="MultiDiscrete"):
         EncodeStateObservation(gym.make("CartPole-v1"))
+    base = ImageEnv()
+    base.observation_space = spaces.MultiDiscrete([3, 4])
+    assert EncodeStateObservation(base, max_states=12).observation_space == spaces.Discrete(12)
+    with pytest.raises(ValueError, match="gives 12 states, more than max_states=11"):
+        EncodeStateObservation(base, max_states=11)
