@@ -1,6 +1,6 @@
 """Learning curves from run directories: the mean over seeds with a band (± one standard deviation).
 
-``python -m perceptgym.plot_curves runs/CliffWalking-v1__sarsa__* runs/CliffWalking-v1__q_learning__* --out cliff.png``
+``perceptgym plot runs/CliffWalking-v1__sarsa__* runs/CliffWalking-v1__q_learning__* --out cliff.png``
 
 Runs are grouped by ``{env}__{agent}`` (the run directory name without seed and time); each run's
 ``progress.csv`` return is smoothed with a moving average, then the seeds of a group are aligned by episode
@@ -9,15 +9,15 @@ Runs are grouped by ``{env}__{agent}`` (the run directory name without seed and 
 
 from __future__ import annotations
 
-import csv
 import sys
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import tyro
+
+from perceptgym._cli import run_program
+from perceptgym.agents.experiments.curves import group_curves, plot_curves
 
 
 @dataclass
@@ -36,93 +36,13 @@ class Args:
     """y-axis range, e.g. --ylim -100 0 for CliffWalking as in Sutton & Barto's figure"""
 
 
-def read_progress(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(episode, global_step, return) columns of a run's progress.csv."""
-    path = run_dir / "progress.csv"
-    if not path.is_file():
-        raise ValueError(f"{run_dir}: no progress.csv (not a run directory?)")
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ValueError(f"{path}: no episodes yet")
-    return (
-        np.array([int(r["episode"]) for r in rows]),
-        np.array([int(r["global_step"]) for r in rows]),
-        np.array([float(r["return"]) for r in rows]),
-    )
-
-
-def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing mean over up to ``window`` values (shorter at the start)."""
-    cumsum = np.concatenate([[0.0], np.cumsum(values)])
-    idx = np.arange(1, values.size + 1)
-    start = np.maximum(idx - window, 0)
-    return (cumsum[idx] - cumsum[start]) / (idx - start)
-
-
-def group_curves(run_dirs: list[Path], x: str, smooth: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Label -> (x grid, smoothed returns with one row per seed)."""
-    if x not in ("episode", "global_step"):
-        raise ValueError(f"x={x!r}: use 'episode' or 'global_step'")
-    groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
-    for run_dir in run_dirs:
-        episode, step, ret = read_progress(run_dir)
-        label = "__".join(run_dir.name.split("__")[:2])
-        groups[label].append((episode if x == "episode" else step, moving_average(ret, smooth)))
-    curves = {}
-    for label, runs in groups.items():
-        if x == "episode":
-            n = min(len(r[1]) for r in runs)
-            grid, ys = runs[0][0][:n], np.stack([r[1][:n] for r in runs])
-        else:
-            end = min(r[0][-1] for r in runs)
-            grid = np.linspace(0, end, 200)
-            ys = np.stack([np.interp(grid, r[0], r[1]) for r in runs])
-        curves[label] = (grid, ys)
-    return curves
-
-
-def plot(
-    curves: dict[str, tuple[np.ndarray, np.ndarray]],
-    out: str | Path,
-    x: str,
-    title: str | None,
-    ylim: tuple[float, float] | None = None,
-) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for label, (grid, ys) in sorted(curves.items()):
-        mean, std = ys.mean(axis=0), ys.std(axis=0)
-        ax.plot(grid, mean, label=f"{label.split('__')[-1]} ({ys.shape[0]} seeds)")
-        ax.fill_between(grid, mean - std, mean + std, alpha=0.25)
-    ax.set_xlabel("episode" if x == "episode" else "env steps")
-    ax.set_ylabel("episode return (moving average)")
-    ax.set_title(title or ", ".join(sorted({label.split("__")[0] for label in curves})))
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+def run(args: Args) -> None:
+    curves = group_curves([Path(r) for r in args.runs], args.x, args.smooth)
+    print(f"wrote {plot_curves(curves, args.out, args.x, args.title, args.ylim)}")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym plot") -> int:
-    args = tyro.cli(Args, args=None if argv is None else list(argv), prog=prog, description=__doc__)
-    try:
-        curves = group_curves([Path(r) for r in args.runs], args.x, args.smooth)
-        print(f"wrote {plot(curves, args.out, args.x, args.title, args.ylim)}")
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_program(run, Args, argv, prog)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,15 @@ def _programs() -> set[str]:
     return {f"perceptgym.{p.stem}" for p in (ROOT / "scripts").glob("*.py") if p.stem not in NOT_PROGRAMS}
 
 
+@pytest.mark.parametrize(
+    "path", _python_files("envs", "agents", "supervised", "scripts"), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_no_module_imports_a_program(path):
+    programs = _programs()
+    hits = [n for n in _imports(path) if n in programs or n.rsplit(".", 1)[0] in programs]
+    assert not hits, f"{path.relative_to(ROOT)} imports the program(s) {hits}: move shared code into the library"
+
+
 def test_every_program_is_a_subcommand_with_help():
     from perceptgym.cli import BENCHMARKS, PROGRAMS
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from perceptgym.agents.base import CheckpointError, SpaceMismatchError, Transition
+from perceptgym.agents.experiments.targets import policy_value
 from perceptgym.agents.loop import evaluate, run_episode, train
 from perceptgym.agents.registry import load_agent, make_agent
 from perceptgym.agents.tabular import (
@@ -18,7 +19,6 @@ from perceptgym.agents.tabular import (
     SarsaAgent,
     TabularAgent,
 )
-from perceptgym.benchmark_agents import policy_value
 
 OBS, ACT = gym.spaces.Discrete(3), gym.spaces.Discrete(2)
 TABULAR = ["q_learning", "sarsa", "expected_sarsa", "double_q"]

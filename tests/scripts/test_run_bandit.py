@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perceptgym.run_bandit import Args, agent_configs, run_bandits
+from perceptgym.agents.experiments.bandit_sweep import BanditSweep as Args
+from perceptgym.agents.experiments.bandit_sweep import agent_configs, run_bandits
 
 REPO = Path(__file__).resolve().parents[2]
 
