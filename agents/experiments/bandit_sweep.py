@@ -34,7 +34,7 @@ class BanditSweep:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     """one run per seed and agent; a seed fixes the digit stream and the agent's randomness"""
     obs_mode: str = "pixels"
-    """observation mode of the env: pixels, perceived, perceived-label or symbolic"""
+    """observation mode of the env: pixels, perceived, perceived-confidence or symbolic"""
     digit_source: str = "mnist-train"
     """digit source: mnist-train, mnist-test, gan or gan:<checkpoint>"""
     reader: str = "cnn"
