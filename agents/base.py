@@ -13,6 +13,9 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
+# The one error type of every checkpoint refusal (tabular, bandit, SB3, classifier, GAN, run files).
+from perceptgym.supervised.checkpoint import CheckpointError as CheckpointError
+
 
 @dataclass(frozen=True)
 class Transition:
@@ -76,10 +79,6 @@ class SpaceMismatchError(ValueError):
     """A checkpoint was made for other observation/action spaces than the env it is used with."""
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupt, of another format, or from a newer version of perceptgym."""
-
-
 def check_spaces(
     saved: dict[str, str], observation_space: gym.Space | None, action_space: gym.Space | None, path: str | Path
 ) -> None:
@@ -107,6 +106,50 @@ def describe_space(space: gym.Space) -> str:
     if isinstance(space, gym.spaces.Dict):
         return "Dict(" + ", ".join(f"{k}: {describe_space(s)}" for k, s in space.spaces.items()) + ")"
     return repr(space)
+
+
+def space_to_json(space: gym.Space) -> dict[str, Any] | None:
+    """A JSON description from which :func:`space_from_json` rebuilds the space (None if unsupported)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.Box):
+        return {
+            "type": "Box",
+            "low": space.low.tolist(),
+            "high": space.high.tolist(),
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+        }
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist(), "dtype": str(space.dtype)}
+    if isinstance(space, gym.spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
+    if isinstance(space, gym.spaces.Dict):
+        subs = {k: space_to_json(s) for k, s in space.spaces.items()}
+        return None if None in subs.values() else {"type": "Dict", "spaces": subs}
+    return None
+
+
+def space_from_json(spec: dict[str, Any] | None) -> gym.Space:
+    """The space :func:`space_to_json` described; a ValueError when the checkpoint could not describe it."""
+    if spec is None:
+        raise ValueError(
+            "this checkpoint's space cannot be rebuilt from the file: pass observation_space and action_space to load()"
+        )
+    kind = spec["type"]
+    if kind == "Discrete":
+        return gym.spaces.Discrete(spec["n"], start=spec["start"])
+    if kind == "Box":
+        dtype = np.dtype(spec["dtype"])
+        low, high = np.array(spec["low"], dtype=dtype), np.array(spec["high"], dtype=dtype)
+        return gym.spaces.Box(low, high, tuple(spec["shape"]), dtype)
+    if kind == "MultiDiscrete":
+        return gym.spaces.MultiDiscrete(spec["nvec"], dtype=np.dtype(spec["dtype"]))
+    if kind == "MultiBinary":
+        return gym.spaces.MultiBinary(spec["n"])
+    if kind == "Dict":
+        return gym.spaces.Dict({k: space_from_json(s) for k, s in spec["spaces"].items()})
+    raise ValueError(f"unknown space type {kind!r} in checkpoint")
 
 
 def checkpoint_file(path: str | Path, suffix: str) -> Path:

@@ -6,7 +6,6 @@ Shared by ``scripts/evaluate.py`` and ``scripts/watch.py``. A *run* is a directo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,17 @@ import numpy as np
 from perceptgym.agents.base import Agent, CheckpointError
 from perceptgym.agents.env_factory import build_env
 from perceptgym.agents.registry import agent_entry, checkpoint_agent_name, load_agent
-from perceptgym.agents.training import import_plugins
+from perceptgym.agents.training import RUN_CONFIG_FORMAT, RUN_FILES_VERSION, import_plugins
+from perceptgym.supervised.checkpoint import atomic_write, load_json
 
-CHECKPOINT_NAMES = ("model.npz", "model.zip", "checkpoints/last.npz", "checkpoints/last.zip")
+CHECKPOINT_NAMES = (
+    "model.npz",
+    "model.pt",
+    "model.zip",  # SB3's own format (older perceptgym runs): loads only with trust_checkpoint
+    "checkpoints/last.npz",
+    "checkpoints/last.pt",
+    "checkpoints/last.zip",
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ def load_run(
     env_id: str | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     render_mode: str | None = None,
+    trust_checkpoint: bool = False,
 ) -> LoadedRun:
     """The agent of a run directory (or checkpoint file) and a fresh env for it.
 
@@ -60,11 +68,13 @@ def load_run(
         env_id: play on this env instead of the run's (its spaces must match the checkpoint's).
         env_kwargs: replace keys of the run's ``env_kwargs`` (e.g. another digit source).
         render_mode: ``"human"`` or ``"rgb_array"`` for watching or recording.
+        trust_checkpoint: let an SB3 ``.zip`` (perceptgym's format before its safe ``.pt``) load; SB3 unpickles
+            it, which can run code from the file.
     """
     path = Path(path)
     checkpoint = _find_checkpoint(path) if path.is_dir() else path
     config_path = _find_config(checkpoint)
-    config = json.loads(config_path.read_text()) if config_path else {}
+    config = load_json(config_path, RUN_CONFIG_FORMAT, RUN_FILES_VERSION, headerless=True) if config_path else {}
     import_plugins(config.get("plugins", ()))
     settings = dict(config.get("run_settings", {}))
     if env_kwargs:
@@ -74,7 +84,7 @@ def load_run(
         raise ValueError(f"{path}: no config.json next to this checkpoint; pass the env id (--env)")
     kind = agent_entry(checkpoint_agent_name(checkpoint)).kind
     env = build_env(env_id, settings, tabular=kind == "tabular", render_mode=render_mode)
-    agent = load_agent(checkpoint, env.observation_space, env.action_space)
+    agent = load_agent(checkpoint, env.observation_space, env.action_space, trust_checkpoint=trust_checkpoint)
     return LoadedRun(agent, env, env_id, checkpoint, settings)
 
 
@@ -103,8 +113,6 @@ def save_gif(frames: list[np.ndarray], path: str | Path, fps: int = 10) -> Path:
         raise ValueError("no frames to write")
     if fps < 1:
         raise ValueError(f"fps={fps} must be >= 1")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=max(1, round(1000 / fps)), loop=0)
-    return path
+    options = {"format": "GIF", "save_all": True, "append_images": images[1:], "loop": 0}
+    return atomic_write(path, lambda f: images[0].save(f, duration=max(1, round(1000 / fps)), **options))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import random
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,7 +56,14 @@ def _resolve(obj: type | str) -> type:
     if not isinstance(obj, str):
         return obj
     module, _, attr = obj.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    # Making an agent must not change the caller's global RNGs, not even by importing its library: importing SB3
+    # imports rich.progress, which draws from Python's global ``random`` at import time.
+    python_rng, numpy_rng = random.getstate(), np.random.get_state()
+    try:
+        return getattr(importlib.import_module(module), attr)
+    finally:
+        random.setstate(python_rng)
+        np.random.set_state(numpy_rng)
 
 
 def register_agent(
@@ -135,30 +143,42 @@ def make_agent(
 
 
 def checkpoint_agent_name(path: str | Path) -> str:
-    """The agent name recorded in a checkpoint (.npz meta, or the .json sidecar of an SB3 .zip)."""
+    """The agent name recorded in a checkpoint (.npz meta, an SB3 .pt, or the .json sidecar of an old SB3 .zip)."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
-    sidecar = path.with_suffix(".json")
-    if path.suffix == ".zip" or (path.suffix == ".json" and path.is_file()):
-        try:
-            return json.loads(sidecar.read_text())["agent"]
-        except (OSError, ValueError, KeyError) as e:
-            raise CheckpointError(f"{path}: cannot read the agent name from {sidecar}: {e}") from e
-    try:  # tabular checkpoints keep their JSON in "meta", bandit ones in "header"
-        with np.load(path, allow_pickle=False) as data:
-            return json.loads(str(data["meta" if "meta" in data.files else "header"]))["agent"]
-    except Exception as e:
-        raise CheckpointError(
-            f"{path}: not a perceptgym checkpoint (.npz with meta, or .zip with a .json sidecar): {e}"
-        ) from e
+    if path.suffix in (".pt", ".zip"):
+        from perceptgym.agents.sb3 import read_checkpoint_meta
+
+        meta = read_checkpoint_meta(path)
+    else:
+        try:  # tabular and bandit checkpoints keep their JSON in "meta" (version-1 bandit ones in "header")
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta" if "meta" in data.files else "header"]))
+        except Exception as e:
+            raise CheckpointError(
+                f"{path}: not a perceptgym checkpoint (.npz with meta, or an SB3 .pt / .zip): {e}"
+            ) from e
+    if not isinstance(meta, dict) or not isinstance(meta.get("agent"), str):
+        raise CheckpointError(f"{path}: the checkpoint does not name its agent")
+    return meta["agent"]
 
 
 def load_agent(
-    path: str | Path, observation_space: gym.Space | None = None, action_space: gym.Space | None = None
+    path: str | Path,
+    observation_space: gym.Space | None = None,
+    action_space: gym.Space | None = None,
+    *,
+    trust_checkpoint: bool = False,
 ) -> Agent:
-    """Loads any registered agent's checkpoint, refusing one made for other spaces."""
-    cls = agent_entry(checkpoint_agent_name(path)).resolve_class()
+    """Loads any registered agent's checkpoint, refusing one made for other spaces.
+
+    ``trust_checkpoint`` lets an old SB3 ``.zip`` load: SB3 unpickles it, which can run code from the file.
+    """
+    entry = agent_entry(checkpoint_agent_name(path))
+    cls = entry.resolve_class()
+    if entry.kind == "sb3":
+        return cls.load(path, observation_space, action_space, trust_checkpoint=trust_checkpoint)
     return cls.load(path, observation_space, action_space)
 
 

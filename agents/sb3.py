@@ -6,14 +6,24 @@
   (2-D ``(H, W)`` or 3-D uint8 boxes) get :class:`SmallCnn`; ``Dict`` observations use ``MultiInputPolicy``
   with :class:`SmallCombinedExtractor` (SmallCnn per image key, flatten for the rest).
 * One torch thread by default: on a small shared machine PyTorch's default (one thread per core) loses far
-  more to contention than it gains for these tiny networks (see ``scripts/benchmark_agents.py``).
-* Checkpoint: SB3's own ``.zip`` (it records the SB3 version) plus a ``.json`` sidecar with our format,
-  version, agent name, config and space descriptions, checked on load.
+  more to contention than it gains for these tiny networks (see ``scripts/benchmark_agents.py``). The agent
+  sets it around its own work and restores the caller's.
+* SB3 draws from the global RNGs (torch's for sampled actions, ``np.random`` for DQN and the buffers): the agent
+  keeps its own copy of them (:class:`perceptgym.supervised.global_state.PrivateGlobalRngs`), swapped in while SB3
+  runs, so it is reproducible from its seed and never changes the caller's RNGs.
+* Checkpoint: one ``.pt`` in the checkpoint envelope, read with ``torch.load(weights_only=True)``: the state dicts
+  SB3 names (policy, optimizer), a JSON config from which the model is rebuilt (algorithm, config, policy and its
+  kwargs, spaces) and the counters and RNG states that make resuming exact. DQN's replay buffer, when asked for,
+  goes to a ``<name>.replay-<token>.npz`` beside it (only the filled part, ``allow_pickle=False``).
+  SB3's own ``.zip`` (version 1 of our format, with a ``.json`` sidecar) cloudpickles parts of the model, so
+  loading one can run code from the file: it loads only with ``trust_checkpoint=True``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,16 +38,47 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space
+from stable_baselines3.common.save_util import recursive_getattr, recursive_setattr
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
-from perceptgym.agents.base import CheckpointError, check_spaces, checkpoint_file, describe_space
+from perceptgym.agents.base import (
+    CheckpointError,
+    SpaceMismatchError,
+    check_spaces,
+    checkpoint_file,
+    describe_space,
+    space_from_json,
+    space_to_json,
+)
 from perceptgym.agents.config import check_choice, check_positive_int, check_range, config_from_dict
 from perceptgym.agents.loop import Episode, EpisodeCallback, is_success
+from perceptgym.supervised.checkpoint import check_header, load_checkpoint, load_npz, save_checkpoint, save_npz
+from perceptgym.supervised.global_state import GlobalRngStates, PrivateGlobalRngs, kept_global_state, torch_threads
 
 FORMAT = "perceptgym.sb3"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: our own ``.pt`` (state dicts + JSON config); 1: SB3's pickled ``.zip`` plus a ``.json`` sidecar (trusted only)"""
+REPLAY_FORMAT = "perceptgym.sb3_replay_buffer"
+REPLAY_VERSION = 1
+LIBRARIES = ("torch", "numpy", "gymnasium", "stable-baselines3")
+RUNTIME_ATTRIBUTES = (
+    "num_timesteps",
+    "_n_updates",
+    "_episode_num",
+    "_n_calls",
+    "exploration_rate",
+    "_current_progress_remaining",
+)
+"""SB3 counters saved with the model, so that a resumed run updates its target network and schedules on time"""
+REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+UNTRUSTED_ZIP = (
+    "is a stable-baselines3 .zip checkpoint. Loading one unpickles Python objects stored in it (SB3 saves parts "
+    "of the model with cloudpickle), so a file from someone else can run any code on this machine. Load it only "
+    "if you made it yourself: pass trust_checkpoint=True (--trust-checkpoint), then save the agent again to "
+    "convert it to perceptgym's safe .pt format"
+)
 FEATURE_EXTRACTORS = ("auto", "small_cnn", "default")
 
 
@@ -309,18 +350,22 @@ class SB3Agent:
         self.config = config_from_dict(self.config_class, config)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        torch.set_num_threads(self.config.torch_threads)
-        placeholder = DummyVecEnv([lambda: _SpacesEnv(observation_space, action_space)] * self.config.n_envs)
+        # SB3 seeds and draws from the global RNGs: it does so in the agent's own copy of them
+        self._global_rngs = PrivateGlobalRngs.seeded(seed)
+        # copies: SB3 seeds and samples the model's spaces, which must not be the caller's objects
+        spaces = copy.deepcopy((observation_space, action_space))
+        placeholder = DummyVecEnv([lambda: _SpacesEnv(*spaces)] * self.config.n_envs)
         policy, policy_kwargs = self._policy()
-        self.model = self.algo_class(
-            policy,
-            placeholder,
-            seed=seed,
-            device=self.config.device,
-            verbose=self.config.verbose,
-            policy_kwargs=policy_kwargs,
-            **self.config.algo_kwargs(),
-        )
+        with self._global_rngs.active(self.config.torch_threads):
+            self.model = self.algo_class(
+                policy,
+                placeholder,
+                seed=seed,
+                device=self.config.device,
+                verbose=self.config.verbose,
+                policy_kwargs=policy_kwargs,
+                **self.config.algo_kwargs(),
+            )
 
     def _policy(self) -> tuple[str, dict[str, Any]]:
         space, cfg = self.observation_space, self.config
@@ -351,7 +396,12 @@ class SB3Agent:
             if self.rng.random() < self.model.exploration_rate:
                 return self._to_env_action(self.rng.integers(self.action_space.n) + self.action_space.start)
             explore = False
-        action, _ = self.model.predict(obs, deterministic=not explore)
+        if explore:  # sampling draws from torch's global RNG: the agent's own
+            with self._global_rngs.torch_active(self.config.torch_threads):
+                action, _ = self.model.predict(obs, deterministic=False)
+        else:
+            with torch_threads(self.config.torch_threads):
+                action, _ = self.model.predict(obs, deterministic=True)
         return self._to_env_action(action)
 
     def _to_env_action(self, action: Any) -> Any:
@@ -391,14 +441,14 @@ class SB3Agent:
 
         ``callback`` is an SB3 callback or a perceptgym episode callback (``callback(Episode)``).
         """
-        torch.set_num_threads(self.config.torch_threads)
-        if env is not self.model.env:  # a new env starts with a reset; the same one continues its episodes
-            self.model.set_env(self.make_vec_env(env, seed if seed is not None else self.seed), force_reset=True)
         if callback is not None and not isinstance(callback, BaseCallback):
             callback = EpisodeCallback_(callback)
-        self.model.learn(
-            total_timesteps, callback=callback, reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar
-        )
+        with self._global_rngs.active(self.config.torch_threads):
+            if env is not self.model.env:  # a new env starts with a reset; the same one continues its episodes
+                self.model.set_env(self.make_vec_env(env, seed if seed is not None else self.seed), force_reset=True)
+            self.model.learn(
+                total_timesteps, callback=callback, reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar
+            )
         return self
 
     @property
@@ -406,72 +456,214 @@ class SB3Agent:
         return int(self.model.num_timesteps)
 
     # ---- checkpoints -------------------------------------------------------------------------------------
+    def _policy_description(self) -> dict[str, Any]:
+        """The policy class and kwargs as JSON (classes by name): saved, and compared on load with what is rebuilt."""
+        policy, kwargs = self._policy()
+        return {"policy": policy, "policy_kwargs": json.loads(json.dumps(kwargs, default=lambda v: v.__name__))}
+
     def save(self, path: str | Path, *, replay_buffer: bool = False) -> Path:
-        """Writes ``path`` (.zip, SB3's format) and a .json sidecar (ours); DQN may add its replay buffer."""
-        path = checkpoint_file(path, ".zip")
-        self.model.save(path)
+        """Writes ``path`` (``.pt`` appended if missing); DQN's replay buffer too when ``replay_buffer``."""
+        path = checkpoint_file(path, ".pt")
+        model = self.model
+        names, variables = model._get_torch_save_params()
         meta = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
             "agent": self.name,
+            "algorithm": self.algo_class.__name__,
             "config": asdict(self.config),
+            **self._policy_description(),
             "observation_space": describe_space(self.observation_space),
             "action_space": describe_space(self.action_space),
+            "space_specs": {
+                "observation_space": space_to_json(self.observation_space),
+                "action_space": space_to_json(self.action_space),
+            },
             "seed": self.seed,
-            "num_timesteps": self.num_timesteps,
             "rng_state": self.rng.bit_generator.state,
+            "runtime": {k: getattr(model, k) for k in RUNTIME_ATTRIBUTES if hasattr(model, k)},
+            "action_space_rng": model.action_space.np_random.bit_generator.state,
+            "replay_buffer": None,
         }
-        if replay_buffer and hasattr(self.model, "replay_buffer") and self.model.replay_buffer is not None:
-            self.model.save_replay_buffer(path.with_suffix(".replay.pkl"))
-            meta["replay_buffer"] = path.with_suffix(".replay.pkl").name
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+        buffer = getattr(model, "replay_buffer", None)
+        if replay_buffer and buffer is not None:
+            # a new name each time: the checkpoint written last always names a complete buffer file
+            replay_path = path.with_name(f"{path.stem}.replay-{secrets.token_hex(4)}.npz")
+            _save_replay_buffer(buffer, replay_path)
+            meta["replay_buffer"] = replay_path.name
+        payload = {
+            "meta": json.dumps(meta),
+            "params": {name: recursive_getattr(model, name).state_dict() for name in names},
+            "torch_variables": {name: recursive_getattr(model, name) for name in variables},
+            "global_rngs": self._global_rngs.states.to_payload(),
+        }
+        save_checkpoint(path, FORMAT, FORMAT_VERSION, payload, libraries=LIBRARIES)
+        for old in path.parent.glob(f"{path.stem}.replay-*.npz"):  # buffers of earlier saves
+            if old.name != meta["replay_buffer"]:
+                old.unlink(missing_ok=True)
         return path
 
     @classmethod
     def load(
-        cls, path: str | Path, observation_space: gym.Space | None = None, action_space: gym.Space | None = None
+        cls,
+        path: str | Path,
+        observation_space: gym.Space | None = None,
+        action_space: gym.Space | None = None,
+        *,
+        trust_checkpoint: bool = False,
     ) -> SB3Agent:
-        """Reads a checkpoint written by :meth:`save`; refuses other spaces, formats and newer versions."""
+        """Reads a checkpoint written by :meth:`save`; refuses other spaces, formats and newer versions.
+
+        An SB3 ``.zip`` (what perceptgym wrote before version 2) loads only with ``trust_checkpoint=True``: SB3
+        unpickles it, which can run code from the file.
+        """
         path = Path(path)
-        if path.suffix != ".zip":
-            path = path.with_suffix(".zip")
+        if path.suffix == ".zip":
+            if not trust_checkpoint:
+                raise CheckpointError(f"{path} {UNTRUSTED_ZIP}")
+            return cls._load_trusted_zip(path, observation_space, action_space)
+        if path.suffix != ".pt":
+            path = path.with_name(path.name + ".pt")
+        ck = load_checkpoint(path, FORMAT, FORMAT_VERSION)
+        try:
+            meta = json.loads(ck["meta"])
+            agent_cls = cls._checkpoint_class(meta.get("agent"), path)
+            check_spaces(meta, observation_space, action_space, path)
+            obs_space = observation_space or space_from_json(meta["space_specs"]["observation_space"])
+            act_space = action_space or space_from_json(meta["space_specs"]["action_space"])
+            config = config_from_dict(agent_cls.config_class, meta["config"])
+        except (KeyError, TypeError) as e:
+            raise CheckpointError(f"{path}: inconsistent SB3 checkpoint ({type(e).__name__}: {e})") from e
+        except ValueError as e:
+            if isinstance(e, (CheckpointError, SpaceMismatchError)):
+                raise
+            raise CheckpointError(f"{path}: inconsistent SB3 checkpoint ({e})") from e
+        agent = agent_cls(obs_space, act_space, config, seed=meta.get("seed"))
+        if agent._policy_description() != {k: meta.get(k) for k in ("policy", "policy_kwargs")}:
+            raise CheckpointError(
+                f"{path}: saved with policy {meta.get('policy')} {meta.get('policy_kwargs')}, but this perceptgym "
+                f"builds {agent._policy_description()} from its config"
+            )
+        model = agent.model
+        try:
+            for name, state in ck["params"].items():
+                recursive_getattr(model, name).load_state_dict(state)
+            for name, tensor in ck["torch_variables"].items():
+                recursive_setattr(model, name, tensor)
+            for key, value in meta["runtime"].items():
+                if key in RUNTIME_ATTRIBUTES:
+                    setattr(model, key, value)
+            model.action_space.np_random.bit_generator.state = meta["action_space_rng"]
+            agent.rng.bit_generator.state = meta["rng_state"]
+            agent._global_rngs = PrivateGlobalRngs(GlobalRngStates.from_payload(ck["global_rngs"]))
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise CheckpointError(f"{path}: inconsistent SB3 checkpoint ({type(e).__name__}: {e})") from e
+        if meta.get("replay_buffer"):
+            _load_replay_buffer(model.replay_buffer, path.with_name(meta["replay_buffer"]))
+        return agent
+
+    @classmethod
+    def _checkpoint_class(cls, name: Any, path: Path) -> type[SB3Agent]:
+        agent_cls = SB3_AGENTS.get(name)
+        if agent_cls is None or (cls is not SB3Agent and agent_cls is not cls):
+            expected = cls.name if cls is not SB3Agent else sorted(SB3_AGENTS)
+            raise CheckpointError(f"{path}: checkpoint holds agent {name!r}, expected {expected}")
+        return agent_cls
+
+    @classmethod
+    def _load_trusted_zip(
+        cls, path: Path, observation_space: gym.Space | None, action_space: gym.Space | None
+    ) -> SB3Agent:
+        """perceptgym's version-1 format: SB3's own ``.zip`` and a ``.json`` sidecar (SB3 unpickles the zip)."""
         sidecar = path.with_suffix(".json")
         if not path.is_file() or not sidecar.is_file():
-            raise CheckpointError(f"{path}: an SB3 checkpoint needs both {path.name} and {sidecar.name}")
+            raise CheckpointError(f"{path}: an SB3 .zip checkpoint needs both {path.name} and {sidecar.name}")
         try:
             meta = json.loads(sidecar.read_text())
         except (OSError, ValueError) as e:
             raise CheckpointError(f"{sidecar}: unreadable checkpoint sidecar: {e}") from e
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            got = meta.get("format") if isinstance(meta, dict) else meta
-            raise CheckpointError(f"{sidecar}: format {got!r}, expected {FORMAT!r}")
-        if not isinstance(meta.get("version"), int) or meta["version"] > FORMAT_VERSION:
-            raise CheckpointError(
-                f"{sidecar}: format version {meta.get('version')!r} is newer than this "
-                f"perceptgym reads ({FORMAT_VERSION}); upgrade perceptgym"
-            )
-        agent_cls = SB3_AGENTS.get(meta.get("agent"))
-        if agent_cls is None or (cls is not SB3Agent and agent_cls is not cls):
-            raise CheckpointError(
-                f"{sidecar}: checkpoint holds agent {meta.get('agent')!r}, expected "
-                f"{cls.name if cls is not SB3Agent else sorted(SB3_AGENTS)}"
-            )
+        check_header(meta, sidecar, FORMAT, 1)
+        agent_cls = cls._checkpoint_class(meta.get("agent"), sidecar)
         check_spaces(meta, observation_space, action_space, path)
         agent = agent_cls.__new__(agent_cls)
         agent.config = config_from_dict(agent_cls.config_class, meta["config"])
-        torch.set_num_threads(agent.config.torch_threads)
-        try:
-            agent.model = agent_cls.algo_class.load(path, device=agent.config.device)
-        except Exception as e:
-            raise CheckpointError(f"{path}: SB3 could not load this model: {e!r}") from e
+        agent.seed = meta.get("seed")
+        agent._global_rngs = PrivateGlobalRngs.seeded(agent.seed)
+        with kept_global_state(agent.config.torch_threads):
+            try:
+                agent.model = agent_cls.algo_class.load(path, device=agent.config.device)
+            except Exception as e:
+                raise CheckpointError(f"{path}: SB3 could not load this model: {e!r}") from e
+            if meta.get("replay_buffer"):
+                agent.model.load_replay_buffer(path.with_name(meta["replay_buffer"]))
         agent.observation_space = observation_space or agent.model.observation_space
         agent.action_space = action_space or agent.model.action_space
-        agent.seed = meta.get("seed")
         agent.rng = np.random.default_rng()
         agent.rng.bit_generator.state = meta["rng_state"]
-        if meta.get("replay_buffer"):
-            agent.model.load_replay_buffer(path.with_name(meta["replay_buffer"]))
         return agent
+
+
+def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    """The JSON config of an SB3 checkpoint (``.pt``; a ``.zip``'s sidecar), read without building the model."""
+    path = Path(path)
+    if path.suffix == ".zip":
+        sidecar = path.with_suffix(".json")
+        try:
+            return json.loads(sidecar.read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{path}: cannot read its sidecar {sidecar.name}: {e}") from e
+    ck = load_checkpoint(path, FORMAT, FORMAT_VERSION)
+    try:
+        return json.loads(ck["meta"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: inconsistent SB3 checkpoint ({type(e).__name__}: {e})") from e
+
+
+# ---- replay buffers ----------------------------------------------------------------------------------------
+def _replay_arrays(buffer: Any) -> dict[str, np.ndarray]:
+    """The filled part of a ``ReplayBuffer``/``DictReplayBuffer``'s arrays, keyed ``name`` or ``name/key``."""
+    n = buffer.buffer_size if buffer.full else buffer.pos
+    arrays: dict[str, np.ndarray] = {}
+    for name in REPLAY_ARRAYS:
+        value = getattr(buffer, name, None)
+        if isinstance(value, dict):
+            arrays |= {f"{name}/{key}": v[:n] for key, v in value.items()}
+        elif isinstance(value, np.ndarray):  # next_observations is None with optimize_memory_usage
+            arrays[name] = value[:n]
+    return arrays
+
+
+def _save_replay_buffer(buffer: Any, path: Path) -> Path:
+    meta = {
+        "class": type(buffer).__name__,
+        "buffer_size": int(buffer.buffer_size),
+        "n_envs": int(buffer.n_envs),
+        "pos": int(buffer.pos),
+        "full": bool(buffer.full),
+    }
+    return save_npz(path, REPLAY_FORMAT, REPLAY_VERSION, meta, _replay_arrays(buffer))
+
+
+def _load_replay_buffer(buffer: Any, path: Path) -> None:
+    meta, arrays = load_npz(path, REPLAY_FORMAT, REPLAY_VERSION)
+    try:
+        saved = (meta["class"], meta["buffer_size"], meta["n_envs"], bool(meta["full"]), int(meta["pos"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: inconsistent replay buffer ({type(e).__name__}: {e})") from e
+    if saved[:3] != (type(buffer).__name__, buffer.buffer_size, buffer.n_envs):
+        raise CheckpointError(
+            f"{path}: a {saved[0]} of {saved[1]} x {saved[2]} envs; the model has a {type(buffer).__name__} of "
+            f"{buffer.buffer_size} x {buffer.n_envs}"
+        )
+    buffer.full, buffer.pos = saved[3], saved[4]
+    targets = _replay_arrays(buffer)  # views of the model's arrays, sized as the saved ones should be
+    if set(targets) != set(arrays):
+        raise CheckpointError(f"{path}: replay buffer holds {sorted(arrays)}, the model needs {sorted(targets)}")
+    for key, target in targets.items():
+        if arrays[key].shape != target.shape or arrays[key].dtype != target.dtype:
+            raise CheckpointError(
+                f"{path}: replay buffer {key!r} is {arrays[key].dtype}{arrays[key].shape}, "
+                f"expected {target.dtype}{target.shape}"
+            )
+        target[...] = arrays[key]
 
 
 class PPOAgent(SB3Agent):

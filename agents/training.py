@@ -3,8 +3,9 @@
 * Hyperparameters come from ``agents/hyperparams/<agent>.yml``, keyed by env id as in RL Zoo; the
   ``default`` entry applies to every env and the env's own entry overrides it key by key.
 * Each run gets ``runs/{env}__{agent}__{seed}__{unix_time}/`` with ``config.json``, ``progress.csv`` (one row
-  per episode), TensorBoard events (``tb/``; SB3's own losses in ``sb3/``), ``checkpoints/`` and, at the
-  end, ``model.npz``/``model.zip`` and ``eval.json``.
+  per episode), TensorBoard events (``tb/``; SB3's own losses in ``sb3/``), ``checkpoints/`` (``last.*`` and
+  ``state.json``) and, at the end, ``model.npz``/``model.pt`` and ``eval.json``. Every file but the logs is
+  written atomically in the checkpoint envelope (:mod:`perceptgym.supervised.checkpoint`).
 * Ctrl-C (``KeyboardInterrupt``) saves a checkpoint; ``train_run(resume=run_dir)`` continues from it. A
   tabular run interrupted between episodes resumes exactly (Q tables, episode counter and the agent's and
   env's RNG states are saved), so it ends with the same Q table as an uninterrupted run. SB3 runs resume
@@ -15,8 +16,6 @@ from __future__ import annotations
 
 import csv
 import importlib
-import json
-import platform
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,13 +24,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import yaml
 
 from perceptgym.agents.env_factory import build_env
 from perceptgym.agents.loop import Episode, EvalResult, evaluate, train
 from perceptgym.agents.registry import agent_entry, load_agent, make_agent, make_config
+from perceptgym.supervised.checkpoint import load_json, save_json
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
 RUN_KEYS: dict[str, str] = {
@@ -47,6 +46,8 @@ RUN_KEYS: dict[str, str] = {
     "checkpoint_every": "save a checkpoint every N episodes (step learners) or N env steps (SB3)",
 }
 DEFAULT_EVAL_EPISODES = 100
+RUN_CONFIG_FORMAT, RUN_STATE_FORMAT, EVAL_FORMAT = "perceptgym.run_config", "perceptgym.run_state", "perceptgym.eval"
+RUN_FILES_VERSION = 1
 REPLAY_BUFFER_SAVE_LIMIT = 200 * 2**20  # bytes; larger DQN replay buffers are not kept for resuming
 
 
@@ -156,25 +157,8 @@ class RunResult:
     eval: EvalResult | None
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:  # without importing it (and torch) for tabular runs
-        sb3 = version("stable-baselines3")
-    except PackageNotFoundError:
-        sb3 = "not installed"
-    return {
-        "python": platform.python_version(),
-        "gymnasium": gym.__version__,
-        "numpy": np.__version__,
-        "stable_baselines3": sb3,
-    }
-
-
 def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
-    tmp = run_dir / "checkpoints" / "state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(run_dir / "checkpoints" / "state.json")
+    save_json(run_dir / "checkpoints" / "state.json", RUN_STATE_FORMAT, RUN_FILES_VERSION, state)
 
 
 def train_run(
@@ -190,6 +174,7 @@ def train_run(
     on_episode: Callable[[Episode], Any] | None = None,
     hyperparams_dir: str | Path = HYPERPARAMS_DIR,
     plugins: Sequence[str] = (),
+    trust_checkpoint: bool = False,
 ) -> RunResult:
     """Trains ``agent`` on ``env_id`` in a new run directory, or continues the run in ``resume``.
 
@@ -202,14 +187,16 @@ def train_run(
         on_episode: called after each logged episode (tests raise ``KeyboardInterrupt`` from it).
         plugins: modules to import first (they may register agents or envs); recorded in ``config.json`` so
             that resuming, evaluating and watching import them too.
+        trust_checkpoint: let ``resume`` load an SB3 ``.zip`` written before perceptgym's safe format (SB3
+            unpickles it, which can run code from the file).
     """
     if resume is not None:
         run_dir = Path(resume)
-        saved = json.loads((run_dir / "config.json").read_text())
+        saved = load_json(run_dir / "config.json", RUN_CONFIG_FORMAT, RUN_FILES_VERSION, headerless=True)
         env_id, agent, seed = saved["env_id"], saved["agent"], saved["seed"]
         plugins = [*saved.get("plugins", []), *(p for p in plugins if p not in saved.get("plugins", []))]
         hyperparams = {**saved["hyperparams"], **(overrides or {})}
-        state = json.loads((run_dir / "checkpoints" / "state.json").read_text())
+        state = load_json(run_dir / "checkpoints" / "state.json", RUN_STATE_FORMAT, RUN_FILES_VERSION, headerless=True)
     else:
         if env_id is None or agent is None:
             raise ValueError("train_run needs env_id and agent (or resume=<run dir>)")
@@ -222,26 +209,26 @@ def train_run(
         run_dir = Path(runs_dir) / _run_name(env_id, agent, seed)
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=False)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(
-        json.dumps(
-            {
-                "env_id": env_id,
-                "agent": agent,
-                "seed": seed,
-                "kind": entry.kind,
-                "hyperparams": hyperparams,
-                "run_settings": run,
-                "agent_config": asdict(config),
-                "versions": _versions(),
-                "argv": sys.argv,
-                "plugins": list(plugins),
-            },
-            indent=2,
-            default=str,
-        )
+    save_json(
+        run_dir / "config.json",
+        RUN_CONFIG_FORMAT,
+        RUN_FILES_VERSION,
+        {
+            "env_id": env_id,
+            "agent": agent,
+            "seed": seed,
+            "kind": entry.kind,
+            "hyperparams": hyperparams,
+            "run_settings": run,
+            "agent_config": asdict(config),
+            "argv": sys.argv,
+            "plugins": list(plugins),
+        },
+        libraries=("numpy", "gymnasium", "stable-baselines3", "torch"),
     )
     runner = _train_sb3 if entry.kind == "sb3" else _train_steps
-    return runner(env_id, agent, entry.kind, seed, run, config, run_dir, state, progress, tensorboard, on_episode)
+    args = (env_id, agent, entry.kind, seed, run, config, run_dir, state, progress, tensorboard, on_episode)
+    return runner(*args, trust_checkpoint=trust_checkpoint)
 
 
 def _logger_callback(logger: RunLogger, on_episode: Callable[[Episode], Any] | None) -> Callable[[Episode], Any]:
@@ -262,17 +249,17 @@ def _finish(run_dir: Path, agent: Any, env_id: str, run: dict, kind: str, eval_s
     # a greedy policy can loop forever in an env without a time limit (CliffWalking): cap the episodes
     result = evaluate(agent, env, n, seed=eval_seed, max_steps=int(run.get("max_episode_steps") or 10_000))
     env.close()
-    (run_dir / "eval.json").write_text(
-        json.dumps(
-            {
-                "mean_return": result.mean_return,
-                "std_return": result.std_return,
-                "success_rate": result.success_rate,
-                "mean_length": result.mean_length,
-                "n_episodes": n,
-            },
-            indent=2,
-        )
+    save_json(
+        run_dir / "eval.json",
+        EVAL_FORMAT,
+        RUN_FILES_VERSION,
+        {
+            "mean_return": result.mean_return,
+            "std_return": result.std_return,
+            "success_rate": result.success_rate,
+            "mean_length": result.mean_length,
+            "n_episodes": n,
+        },
     )
     return result
 
@@ -289,6 +276,7 @@ def _train_steps(
     progress: bool,
     tensorboard: bool,
     on_episode: Callable[[Episode], Any] | None,
+    trust_checkpoint: bool = False,
 ) -> RunResult:
     """Tabular and bandit agents: :func:`perceptgym.agents.loop.train`, one episode at a time."""
     agent_seed, env_seed, eval_seed = _seeds(seed)
@@ -375,6 +363,7 @@ def _train_sb3(
     progress: bool,
     tensorboard: bool,
     on_episode: Callable[[Episode], Any] | None,
+    trust_checkpoint: bool = False,
 ) -> RunResult:
     """SB3 agents: ``model.learn`` on ``n_envs`` envs, with callbacks for logging and checkpoints."""
     from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -392,7 +381,12 @@ def _train_sb3(
         agent = make_agent(name, vec.observation_space, vec.action_space, config, seed=agent_seed)
         episode = 0
     else:
-        agent = load_agent(run_dir / "checkpoints" / state["checkpoint"], vec.observation_space, vec.action_space)
+        agent = load_agent(
+            run_dir / "checkpoints" / state["checkpoint"],
+            vec.observation_space,
+            vec.action_space,
+            trust_checkpoint=trust_checkpoint,
+        )
         episode = int(state["episode"])
     formats = ["csv", "tensorboard"] if tensorboard else ["csv"]
     agent.model.set_logger(configure(str(run_dir / "sb3"), formats))

@@ -23,7 +23,7 @@ from perceptgym.agents.playback import load_run, record_episode, save_gif
 @dataclass
 class Args:
     path: tyro.conf.Positional[str]
-    """a run directory, or a checkpoint file (.npz / .zip)"""
+    """a run directory, or a checkpoint file (.npz / .pt)"""
     episodes: int = 100
     """greedy evaluation episodes"""
     seed: int = 0
@@ -38,18 +38,27 @@ class Args:
     """episodes in the GIF"""
     fps: int = 10
     """GIF frame rate"""
+    trust_checkpoint: bool = False
+    """allow an SB3 .zip checkpoint (written by older perceptgym): SB3 unpickles it, which runs any code the file
+    holds, so use this only for a file you made yourself (re-save it to get the safe .pt format)"""
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym evaluate") -> int:
     args = tyro.cli(Args, args=None if argv is None else list(argv), prog=prog, description=__doc__)
     try:
         env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else None
-        run = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs)
+        run = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs, trust_checkpoint=args.trust_checkpoint)
         result = evaluate(run.agent, run.env, args.episodes, seed=args.seed)
         print(f"{run.env_id} · {run.checkpoint}")
         print(f"mean {result}")
         if args.video:
-            video = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs, render_mode="rgb_array")
+            video = load_run(
+                args.path,
+                env_id=args.env,
+                env_kwargs=env_kwargs,
+                render_mode="rgb_array",
+                trust_checkpoint=args.trust_checkpoint,
+            )
             frames = []
             for i in range(args.video_episodes):
                 frames += record_episode(video.env, video.agent, seed=args.seed + i)[0]

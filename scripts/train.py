@@ -45,6 +45,9 @@ class Args:
     """write TensorBoard events"""
     plugin: tuple[str, ...] = ()
     """modules to import first, e.g. one that registers your own agent with perceptgym.agents.registry.register_agent"""
+    trust_checkpoint: bool = False
+    """with --resume: allow an SB3 .zip checkpoint (written by older perceptgym); SB3 unpickles it, which runs any
+    code the file holds, so use this only for a run you made yourself"""
     list_agents: bool = False
     """print the registered agent names and exit"""
 
@@ -84,6 +87,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perceptgym train") -> i
             tensorboard=args.tensorboard,
             hyperparams_dir=Path(args.hyperparams_dir),
             plugins=args.plugin,
+            trust_checkpoint=args.trust_checkpoint,
         )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

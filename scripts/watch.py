@@ -21,7 +21,7 @@ from perceptgym.agents.playback import load_run, record_episode, save_gif
 @dataclass
 class Args:
     path: tyro.conf.Positional[str]
-    """a run directory, or a checkpoint file (.npz / .zip)"""
+    """a run directory, or a checkpoint file (.npz / .pt)"""
     episodes: int = 3
     """episodes to play"""
     seed: int = 0
@@ -34,6 +34,9 @@ class Args:
     """record to this GIF instead of opening a window"""
     fps: int = 10
     """GIF frame rate"""
+    trust_checkpoint: bool = False
+    """allow an SB3 .zip checkpoint (written by older perceptgym): SB3 unpickles it, which runs any code the file
+    holds, so use this only for a file you made yourself (re-save it to get the safe .pt format)"""
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym watch") -> int:
@@ -41,7 +44,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "perceptgym watch") -> i
     try:
         env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else None
         run = load_run(
-            args.path, env_id=args.env, env_kwargs=env_kwargs, render_mode="rgb_array" if args.record else "human"
+            args.path,
+            env_id=args.env,
+            env_kwargs=env_kwargs,
+            render_mode="rgb_array" if args.record else "human",
+            trust_checkpoint=args.trust_checkpoint,
         )
         frames = []
         for i in range(args.episodes):

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from perceptgym.supervised.checkpoint import CheckpointError, DeferredInterrupt, load_checkpoint, save_checkpoint
+from perceptgym.supervised.global_state import isolated_training, kept_global_state
 
 CHECKPOINT_FORMAT = "mnist_classifier"
 CHECKPOINT_VERSION = 1
@@ -231,6 +232,7 @@ def evaluate(model: DigitClassifier, preprocess: Preprocess, images: np.ndarray,
     return Metrics.from_predictions(np.asarray(labels), predicted)
 
 
+@isolated_training
 def train(
     model_cfg: ClassifierConfig,
     train_cfg: TrainConfig,
@@ -246,6 +248,8 @@ def train(
 ) -> TrainResult:
     """Trains a classifier from scratch; deterministic for a given ``train_cfg.seed`` on the CPU.
 
+    Runs with ``train_cfg.threads`` torch threads; the caller's thread count and global RNGs are restored.
+
     Args:
         eval_every: also evaluate on the test set every this many optimiser steps (0: only at the end of
             each epoch); the time spent evaluating is excluded from ``train_seconds`` and ``history``.
@@ -255,7 +259,6 @@ def train(
             interrupt propagates; if the file exists when training starts, training continues from it and
             ends with the same model as an uninterrupted run. It is deleted when training completes.
     """
-    torch.set_num_threads(train_cfg.threads)
     torch.manual_seed(train_cfg.seed)
     gen = torch.Generator().manual_seed(train_cfg.seed)
     model = DigitClassifier(model_cfg)
@@ -421,7 +424,8 @@ def load_classifier(path: str | Path) -> LoadedClassifier:
     try:
         args = dict(ck["model_args"])
         args["channels"] = tuple(args["channels"])
-        model = DigitClassifier(ClassifierConfig(**args))
+        with kept_global_state():  # the initial weights (overwritten next) draw from torch's global RNG
+            model = DigitClassifier(ClassifierConfig(**args))
         model.load_state_dict(ck["state_dict"])
         preprocess = Preprocess(**ck["preprocess"])
     except (KeyError, TypeError, RuntimeError, ValueError) as e:

@@ -30,7 +30,6 @@ running again continues from the saved step) and writes sample grids into its ru
 from __future__ import annotations
 
 import copy
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -45,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from perceptgym.supervised.checkpoint import CheckpointError, DeferredInterrupt, load_checkpoint, save_checkpoint
+from perceptgym.supervised.global_state import isolated_training, kept_global_state
 
 CHECKPOINT_FORMAT = "mnist_gan"
 CHECKPOINT_VERSION = 1
@@ -441,7 +441,8 @@ def load_generator(path: str | Path) -> LoadedGenerator:
     """Loads the sampling generator (EMA weights, eval mode) from a full or generator-only GAN checkpoint."""
     ck = load_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
     try:
-        generator = Generator(GanConfig(**ck["model_args"]))
+        with kept_global_state():  # the initial weights (overwritten next) draw from torch's global RNG
+            generator = Generator(GanConfig(**ck["model_args"]))
         generator.load_state_dict(ck["generator"])
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"{path}: GAN checkpoint is damaged or inconsistent ({type(e).__name__}: {e})") from e
@@ -609,20 +610,7 @@ class _Trainer:
             raise CheckpointError(f"{path}: GAN training checkpoint is damaged ({type(e).__name__}: {e})") from e
 
 
-def _in_train_threads(fn: Callable[..., GanTrainResult]) -> Callable[..., GanTrainResult]:
-    """Runs ``fn(model_cfg, train_cfg, ...)`` with ``train_cfg.threads`` torch threads, then restores the caller's."""
-
-    @functools.wraps(fn)
-    def wrapper(model_cfg: GanConfig, train_cfg: GanTrainConfig, *args: Any, **kwargs: Any) -> GanTrainResult:
-        from perceptgym.supervised.perception import torch_threads
-
-        with torch_threads(train_cfg.threads):
-            return fn(model_cfg, train_cfg, *args, **kwargs)
-
-    return wrapper
-
-
-@_in_train_threads
+@isolated_training
 def train_gan(
     model_cfg: GanConfig,
     train_cfg: GanTrainConfig,
@@ -639,6 +627,8 @@ def train_gan(
     train_args: dict[str, Any] | None = None,
 ) -> GanTrainResult:
     """Trains the conditional GAN; deterministic for a given ``train_cfg.seed`` and thread count on the CPU.
+
+    Runs with ``train_cfg.threads`` torch threads; the caller's thread count and global RNGs are restored.
 
     Args:
         images, labels: the training digits, uint8 ``(n, 28, 28)`` and int ``(n,)``.
@@ -750,7 +740,8 @@ class GanSource:
         if bfloat16 is None:
             bfloat16 = _native_bfloat16()
         self.bfloat16 = bfloat16
-        self.generator = fuse_batchnorm(loaded.generator, bfloat16=bfloat16)
+        with kept_global_state():  # fusing builds a layer, whose initial weights draw from torch's global RNG
+            self.generator = fuse_batchnorm(loaded.generator, bfloat16=bfloat16)
         self.metrics = loaded.metrics
         self.z_dim = self.generator.cfg.z_dim
         if batch_size < 1:

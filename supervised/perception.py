@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,27 +15,10 @@ import torch
 
 from perceptgym.supervised.classifier import load_classifier
 from perceptgym.supervised.data import MnistData, load_mnist
+from perceptgym.supervised.global_state import torch_threads
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 SHIPPED = {"cnn": CHECKPOINT_DIR / "cnn.pt", "mlp": CHECKPOINT_DIR / "mlp.pt", "gan": CHECKPOINT_DIR / "gan.pt"}
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Runs the block with ``n`` intra-op threads, then restores the caller's setting.
-
-    Small models run fastest on one thread here: on a busy 2-core machine, torch's default thread pool can be
-    ~10× slower than a single thread (threads spin waiting for a core another process holds).
-    """
-    old = torch.get_num_threads()
-    if n is None or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class DigitReader:

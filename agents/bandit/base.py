@@ -2,14 +2,14 @@
 
 A bandit agent plays one-step episodes: ``act(obs)`` picks an arm, ``update(Transition)`` learns from the
 reward of the arm taken (``next_obs`` is ignored: the next round's context is unrelated). Checkpoints are
-``.npz`` files readable with ``allow_pickle=False``: the model arrays plus a JSON header holding the format,
-version, agent name, config, spaces and the rng state, so a loaded agent acts exactly as the saved one would.
+``.npz`` files in the checkpoint envelope (:func:`perceptgym.supervised.checkpoint.save_npz`, read with
+``allow_pickle=False``, NaN/Inf refused): the model arrays plus a JSON meta holding the format, version, agent name,
+config, spaces and the rng state, so a loaded agent acts exactly as the saved one would.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,10 +17,20 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from perceptgym.agents.base import CheckpointError, Transition, check_spaces, checkpoint_file, describe_space
+from perceptgym.agents.base import (
+    CheckpointError,
+    Transition,
+    check_spaces,
+    checkpoint_file,
+    describe_space,
+    space_from_json,
+    space_to_json,
+)
+from perceptgym.supervised.checkpoint import load_npz, save_npz
 
 FORMAT = "perceptgym_bandit_agent"
-VERSION = 1
+VERSION = 2
+"""2: the JSON is stored as ``meta`` (the envelope's name; version 1 called it ``header``) with library versions"""
 
 
 class BanditAgent:
@@ -32,6 +42,8 @@ class BanditAgent:
 
     name: ClassVar[str] = "bandit"
     config_cls: ClassVar[type] = type(None)
+    libraries: ClassVar[tuple[str, ...]] = ()
+    """libraries besides numpy and gymnasium whose versions the checkpoint records"""
 
     def __init__(
         self,
@@ -85,10 +97,7 @@ class BanditAgent:
 
     def save(self, path: str | Path) -> Path:
         """Writes ``path`` (``.npz`` is appended if missing) and returns it."""
-        path = checkpoint_file(path, ".npz")
-        header = {
-            "format": FORMAT,
-            "version": VERSION,
+        meta = {
             "agent": self.name,
             "t": self.t,
             "config": dataclasses.asdict(self.config),
@@ -102,11 +111,8 @@ class BanditAgent:
             },
             "rng": self.rng.bit_generator.state,
         }
-        arrays = self._state()
-        if "header" in arrays:
-            raise KeyError("'header' is reserved in bandit checkpoints")
-        np.savez(path, header=np.array(json.dumps(header)), **arrays)
-        return path
+        libraries = ("numpy", "gymnasium", *self.libraries)
+        return save_npz(checkpoint_file(path, ".npz"), FORMAT, VERSION, meta, self._state(), libraries=libraries)
 
     @classmethod
     def load(
@@ -120,38 +126,25 @@ class BanditAgent:
 
         ``kwargs`` go to the constructor (e.g. the ``reader`` of the perception-prior agent).
         """
-        path = Path(path)
+        meta, arrays = load_npz(path, FORMAT, VERSION)
+        if meta.get("agent") != cls.name:
+            raise CheckpointError(f"{path}: checkpoint of agent {meta.get('agent')!r}, cannot load it as {cls.name!r}")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                if "header" not in data:
-                    raise CheckpointError(f"{path}: not a perceptgym bandit checkpoint (no header)")
-                header = json.loads(str(data["header"]))
-                arrays = {k: data[k] for k in data.files if k != "header"}
-        except CheckpointError:
-            raise
-        except Exception as e:  # missing, truncated or not an npz at all
-            raise CheckpointError(f"{path}: unreadable bandit checkpoint ({type(e).__name__}: {e})") from e
-        if header.get("format") != FORMAT:
-            raise CheckpointError(f"{path}: format {header.get('format')!r} is not {FORMAT!r}")
-        if header.get("version") != VERSION:
-            raise CheckpointError(
-                f"{path}: bandit checkpoint version {header.get('version')!r}, this code reads {VERSION}"
-            )
-        if header["agent"] != cls.name:
-            raise CheckpointError(f"{path}: checkpoint of agent {header['agent']!r}, cannot load it as {cls.name!r}")
-        check_spaces(header["spaces"], observation_space, action_space, path)
-        obs_space = observation_space or space_from_json(header["space_specs"]["observation_space"])
-        act_space = action_space or space_from_json(header["space_specs"]["action_space"])
-        agent = cls(
-            obs_space,
-            act_space,
-            config_from_dict(cls.config_cls, header["config"]),
-            rng=np.random.default_rng(0),
-            **kwargs,
-        )
-        agent.rng.bit_generator.state = header["rng"]
-        agent.t = int(header["t"])
-        agent._set_state(arrays)
+            saved_spaces, specs = meta["spaces"], meta["space_specs"]
+            config = config_from_dict(cls.config_cls, meta["config"])
+            rng_state, t = meta["rng"], int(meta["t"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: inconsistent bandit checkpoint ({type(e).__name__}: {e})") from e
+        check_spaces(saved_spaces, observation_space, action_space, path)
+        obs_space = observation_space or space_from_json(specs["observation_space"])
+        act_space = action_space or space_from_json(specs["action_space"])
+        agent = cls(obs_space, act_space, config, rng=np.random.default_rng(0), **kwargs)
+        try:
+            agent.rng.bit_generator.state = rng_state
+            agent.t = t
+            agent._set_state(arrays)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: inconsistent bandit checkpoint ({type(e).__name__}: {e})") from e
         return agent
 
 
@@ -172,39 +165,3 @@ def config_from_dict(config_cls: type, values: dict[str, Any]) -> Any:
     if unknown:
         raise ValueError(f"unknown {config_cls.__name__} fields {sorted(unknown)}; known: {sorted(fields)}")
     return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
-def space_to_json(space: gym.Space) -> dict[str, Any] | None:
-    """A JSON description from which :func:`space_from_json` rebuilds the space (None if unsupported)."""
-    if isinstance(space, spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
-    if isinstance(space, spaces.Box):
-        return {
-            "type": "Box",
-            "low": space.low.tolist(),
-            "high": space.high.tolist(),
-            "shape": list(space.shape),
-            "dtype": str(space.dtype),
-        }
-    if isinstance(space, spaces.Dict):
-        subs = {k: space_to_json(s) for k, s in space.spaces.items()}
-        return None if None in subs.values() else {"type": "Dict", "spaces": subs}
-    return None
-
-
-def space_from_json(spec: dict[str, Any] | None) -> gym.Space:
-    if spec is None:
-        raise ValueError(
-            "this checkpoint's space cannot be rebuilt from the file: pass observation_space and action_space to load()"
-        )
-    if spec["type"] == "Discrete":
-        return spaces.Discrete(spec["n"], start=spec["start"])
-    if spec["type"] == "Box":
-        dtype = np.dtype(spec["dtype"])
-        return spaces.Box(
-            np.array(spec["low"], dtype=dtype),
-            np.array(spec["high"], dtype=dtype),
-            tuple(spec["shape"]),
-            dtype,
-        )
-    return spaces.Dict({k: space_from_json(s) for k, s in spec["spaces"].items()})

@@ -25,6 +25,7 @@ from torch import nn
 from perceptgym.agents.bandit.base import BanditAgent, restore_arrays
 from perceptgym.agents.bandit.features import scale_box
 from perceptgym.agents.base import Transition
+from perceptgym.supervised.global_state import torch_threads
 
 NETWORKS = ("auto", "cnn", "mlp")
 EXPLORATIONS = ("ts", "ucb")
@@ -44,7 +45,8 @@ class NeuralConfig:
     train_every: rounds between training phases [rounds].
     buffer_size: replay buffer capacity [rounds] (oldest dropped first).
     refit_every: rebuild ``Z_a^-1`` from the buffer with current features every this many rounds; 0 = never.
-    torch_threads: torch intra-op threads (1 is fastest for this tiny network on a shared CPU).
+    torch_threads: torch intra-op threads while the agent computes (1 is fastest for this tiny network on a
+        shared CPU); the caller's setting is restored after each call.
     """
 
     network: str = "auto"
@@ -107,13 +109,13 @@ class NeuralAgent(BanditAgent):
 
     name = "neural"
     config_cls = NeuralConfig
+    libraries = ("torch",)
 
     def _setup(self) -> None:
         observation_space = self.observation_space
         if not isinstance(observation_space, spaces.Box):
             raise TypeError(f"NeuralAgent needs a Box observation space, got {observation_space}")
         cfg = self.config
-        torch.set_num_threads(cfg.torch_threads)
         shape = observation_space.shape
         image = len(shape) == 2 or (len(shape) == 3 and shape[2] == 1)
         cnn = cfg.network == "cnn" or (cfg.network == "auto" and image and min(shape[:2]) >= 12)
@@ -141,7 +143,7 @@ class NeuralAgent(BanditAgent):
         return x
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with torch.no_grad():
+        with torch_threads(self.config.torch_threads), torch.no_grad():
             out, phi = self.net(torch.from_numpy(x.reshape(-1, self._dim)))
         return out.numpy().astype(np.float64), phi.numpy().astype(np.float64)
 
@@ -177,6 +179,10 @@ class NeuralAgent(BanditAgent):
             self.refit()
 
     def _train_step(self) -> None:
+        with torch_threads(self.config.torch_threads):
+            self._gradient_step()
+
+    def _gradient_step(self) -> None:
         n = min(self.t, self.config.buffer_size)
         idx = self.rng.integers(0, n, size=min(self.config.batch_size, n))
         x = torch.from_numpy(self.buf_x[idx])

@@ -8,8 +8,6 @@ handful of scalar reads and writes on one row, where ``max(list)`` costs ~0.1 µ
 
 from __future__ import annotations
 
-import json
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,6 +18,7 @@ import numpy as np
 from perceptgym.agents.base import CheckpointError, Transition, check_spaces, checkpoint_file, describe_space
 from perceptgym.agents.config import check_choice, check_positive_int, check_range, config_from_dict
 from perceptgym.agents.schedules import SCHEDULE_KINDS, Schedule
+from perceptgym.supervised.checkpoint import load_npz, save_npz
 
 FORMAT = "perceptgym.tabular"
 FORMAT_VERSION = 1
@@ -219,10 +218,7 @@ class TabularAgent:
     # ---- checkpoints -------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Writes ``path`` (.npz): the Q table(s), the config, the spaces and the training state."""
-        path = checkpoint_file(path, ".npz")
         meta = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
             "agent": self.name,
             "config": asdict(self.config),
             "observation_space": describe_space(self.observation_space),
@@ -237,10 +233,15 @@ class TabularAgent:
         tables = self.tables()
         arrays = {"q": tables[0], **{f"q{i}": t for i, t in enumerate(tables[1:], start=1)}}
         buffer = np.asarray(self._buffer[self._buffer_i :], dtype=np.float64)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), uniform_buffer=buffer, **arrays)
-        tmp.replace(path)  # never leave a half-written checkpoint behind (Ctrl-C during save)
-        return path
+        return save_npz(
+            checkpoint_file(path, ".npz"),
+            FORMAT,
+            FORMAT_VERSION,
+            meta,
+            {"uniform_buffer": buffer, **arrays},
+            libraries=("numpy", "gymnasium"),
+            compress=True,
+        )
 
     @classmethod
     def load(
@@ -268,24 +269,7 @@ class TabularAgent:
 
 def read_tabular_checkpoint(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """Reads and validates the envelope of a tabular checkpoint: (meta, arrays)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        meta = json.loads(str(arrays.pop("meta")))
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(f"{path}: not a readable tabular checkpoint (.npz with 'meta'): {e}") from e
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        got = meta.get("format") if isinstance(meta, dict) else meta
-        raise CheckpointError(f"{path}: checkpoint format is {got!r}, expected {FORMAT!r}")
-    version = meta.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format version {version!r} is newer than this perceptgym reads "
-            f"({FORMAT_VERSION}); upgrade perceptgym"
-        )
+    meta, arrays = load_npz(path, FORMAT, FORMAT_VERSION)
     missing = {
         "agent",
         "config",

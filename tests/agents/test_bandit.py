@@ -201,7 +201,7 @@ def test_load_refuses_other_spaces_and_other_agents(tmp_path):
     with pytest.raises(ValueError, match="checkpoint of agent 'linucb'"):
         BANDIT_AGENTS["lin_ts"][0].load(path)
     np.savez(tmp_path / "other.npz", q=np.zeros(3))
-    with pytest.raises(ValueError, match="not a perceptgym bandit checkpoint"):
+    with pytest.raises(ValueError, match="not a perceptgym_bandit_agent checkpoint"):
         LinUCBAgent.load(tmp_path / "other.npz")
 
 

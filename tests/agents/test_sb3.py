@@ -10,6 +10,7 @@ import torch
 from perceptgym.agents.base import CheckpointError, SpaceMismatchError
 from perceptgym.agents.registry import load_agent, make_agent
 from perceptgym.agents.sb3 import DQNAgent, PPOAgent, SmallCnn
+from perceptgym.supervised.perception import SHIPPED
 
 CARTPOLE = gym.make("CartPole-v1")
 TINY = {
@@ -46,17 +47,30 @@ class DigitImageEnv(gym.Env):
         return self._obs(), float(action == self._label), True, False, {}
 
 
+def _params(agent):
+    return {k: v.clone() for k, v in agent.model.policy.state_dict().items()}
+
+
 @pytest.mark.parametrize("name", ["ppo", "a2c", "dqn"])
 def test_tiny_learn_smoke_and_save_load_identical_actions(tmp_path, name):
     agent = make_agent(name, CARTPOLE.observation_space, CARTPOLE.action_space, TINY[name], seed=0)
     agent.learn(gym.make("CartPole-v1"), 128, seed=0)
     assert agent.num_timesteps >= 128
-    path = agent.save(tmp_path / "model")
-    assert path.suffix == ".zip" and path.with_suffix(".json").is_file()
+    path = agent.save(tmp_path / "model", replay_buffer=True)
+    assert path.suffix == ".pt" and not path.with_suffix(".zip").exists()
     loaded = load_agent(path, CARTPOLE.observation_space, CARTPOLE.action_space)
     assert type(loaded) is type(agent) and loaded.config == agent.config
+    assert loaded.num_timesteps == agent.num_timesteps
     observations = [CARTPOLE.observation_space.sample() for _ in range(50)]
     assert [agent.act(o, explore=False) for o in observations] == [loaded.act(o, explore=False) for o in observations]
+    # the checkpoint holds everything training depends on (optimizer, counters, RNGs, DQN's replay buffer):
+    # training on from it gives exactly the networks that training on without saving gives
+    saved = _params(agent)
+    for a in (agent, loaded):
+        a.learn(gym.make("CartPole-v1"), 128, seed=1, reset_num_timesteps=False)
+    trained, resumed = _params(agent), _params(loaded)
+    assert all(torch.equal(trained[k], resumed[k]) for k in trained)
+    assert not all(torch.equal(trained[k], saved[k]) for k in trained)
 
 
 def test_same_seed_same_actions():
@@ -83,16 +97,27 @@ def test_dqn_explores_with_its_own_generator():
 
 def test_load_refuses_other_spaces_and_bad_files(tmp_path):
     agent = make_agent("ppo", CARTPOLE.observation_space, CARTPOLE.action_space, TINY["ppo"], seed=0)
-    path = agent.save(tmp_path / "m.zip")
+    path = agent.save(tmp_path / "m.pt")
     with pytest.raises(SpaceMismatchError, match="action_space"):
         PPOAgent.load(path, CARTPOLE.observation_space, gym.spaces.Discrete(3))
     with pytest.raises(CheckpointError, match="holds agent 'ppo'"):
         DQNAgent.load(path)
-    path.with_suffix(".json").write_text("{not json")
-    with pytest.raises(CheckpointError, match="unreadable"):
-        PPOAgent.load(path)
-    with pytest.raises(CheckpointError, match="needs both"):
-        PPOAgent.load(tmp_path / "missing.zip")
+    (tmp_path / "corrupt.pt").write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match=r"corrupt\.pt: not a readable"):
+        PPOAgent.load(tmp_path / "corrupt.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        PPOAgent.load(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match=r"holds a 'mnist_classifier' checkpoint, expected 'perceptgym\.sb3'"):
+        PPOAgent.load(SHIPPED["cnn"])
+
+
+def test_spaces_are_rebuilt_from_the_file(tmp_path):
+    env = DigitImageEnv(dict_obs=True)
+    agent = make_agent("a2c", env.observation_space, env.action_space, {"features_dim": 16}, seed=0)
+    loaded = load_agent(agent.save(tmp_path / "m"))
+    assert loaded.observation_space == env.observation_space and loaded.action_space == env.action_space
+    obs, _ = env.reset(seed=0)
+    assert loaded.act(obs, explore=False) == agent.act(obs, explore=False)
 
 
 def test_bad_config_is_refused():

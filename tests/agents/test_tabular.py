@@ -179,7 +179,7 @@ def test_load_refuses_corrupt_wrong_format_and_future_files(tmp_path):
         np.savez(tmp_path / name, meta=np.array(json.dumps(meta)), **arrays)
         return tmp_path / name
 
-    with pytest.raises(CheckpointError, match="format is 'other'"):
+    with pytest.raises(CheckpointError, match=r"holds a 'other' checkpoint, expected 'perceptgym\.tabular'"):
         QLearningAgent.load(rewrite("other.npz", format="other"))
     with pytest.raises(CheckpointError, match="newer than this perceptgym reads"):
         QLearningAgent.load(rewrite("future.npz", version=99))

@@ -78,7 +78,7 @@ def test_sb3_interrupt_then_resume(tmp_path):
     assert cut.interrupted and 0 < cut.global_step < 600
     resumed = train_run(resume=cut.run_dir, **FAST)
     assert not resumed.interrupted and resumed.global_step >= 600
-    assert (resumed.run_dir / "model.zip").is_file()
+    assert (resumed.run_dir / "model.pt").is_file()
     episodes = [int(r["episode"]) for r in read_progress(resumed.run_dir)]
     assert episodes == list(range(len(episodes)))
 

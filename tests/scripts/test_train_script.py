@@ -70,7 +70,7 @@ def test_train_sb3_tiny(tmp_path):
         "--no-progress",
     )
     run_dir = run_dir_from(out.stdout)
-    assert (run_dir / "model.zip").is_file() and (run_dir / "model.json").is_file()
+    assert (run_dir / "model.pt").is_file() and not (run_dir / "model.zip").exists()
     assert (run_dir / "sb3" / "progress.csv").is_file()
 
 
