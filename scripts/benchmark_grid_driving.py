@@ -11,7 +11,6 @@ targets: >= 5x MiniGrid and >= 0.5x Taxi steps/s, <= 1 ms per frame.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -28,6 +27,7 @@ import numpy as np
 
 import perceptgym.envs  # noqa: F401 - registers perceptgym/GridDriving-v0
 from perceptgym._cli import run_program
+from perceptgym.supervised.checkpoint import write_json
 
 GRID_ID = "perceptgym/GridDriving-v0"
 MINIGRID_ID = "MiniGrid-Empty-8x8-v0"
@@ -174,7 +174,7 @@ def run(args: Args) -> dict:
         )
 
     if args.out is not None:
-        args.out.write_text(json.dumps(results, indent=2))
+        write_json(args.out, results)
     return results
 
 

@@ -11,7 +11,6 @@ same distance between 10k real training digits and the test digits (the floor).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from perceptgym._cli import run_program
+from perceptgym.supervised.checkpoint import write_json
 from perceptgym.supervised.classifier import load_classifier
 from perceptgym.supervised.data import load_mnist
 from perceptgym.supervised.gan import GanSource, load_generator, sample_classes
@@ -80,7 +80,7 @@ def run(args: Args) -> dict:
     if args.benchmark:
         result["source_digits_per_s"] = benchmark_source(args.gan, args.benchmark)
         print(f"GanSource: {result['source_digits_per_s']:,.0f} digits/s (1 thread, requests of 1,000)")
-    (args.out / "scores.json").write_text(json.dumps(result, indent=1))
+    write_json(args.out / "scores.json", result)
     print(f"wrote {grid} and {args.out / 'scores.json'}")
     return result
 

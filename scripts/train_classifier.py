@@ -11,13 +11,13 @@ The shipped ``supervised/checkpoints/cnn.pt`` was made with
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from perceptgym._cli import run_program
+from perceptgym.supervised.checkpoint import write_json
 from perceptgym.supervised.classifier import recipe, save_classifier, train
 from perceptgym.supervised.data import load_mnist
 from perceptgym.supervised.plots import plot_confusion
@@ -69,17 +69,15 @@ def run(args: Args) -> float:
     }
     path = save_classifier(args.out, result.model, metrics=metrics, train_args=train_args)
     plot_confusion(metrics.confusion, path.with_suffix(".confusion.png"), title=f"{args.recipe} on MNIST test,")
-    path.with_suffix(".metrics.json").write_text(
-        json.dumps(
-            {
-                "accuracy": metrics.accuracy,
-                "per_class": metrics.per_class,
-                "confusion": metrics.confusion,
-                "train_seconds": result.train_seconds,
-                "history": result.history,
-            },
-            indent=1,
-        )
+    write_json(
+        path.with_suffix(".metrics.json"),
+        {
+            "accuracy": metrics.accuracy,
+            "per_class": metrics.per_class,
+            "confusion": metrics.confusion,
+            "train_seconds": result.train_seconds,
+            "history": result.history,
+        },
     )
     print(metrics.table())
     print(

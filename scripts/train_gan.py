@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perceptgym._cli import run_program
-from perceptgym.supervised.checkpoint import load_checkpoint, save_checkpoint
+from perceptgym.supervised.checkpoint import load_checkpoint, save_checkpoint, write_json
 from perceptgym.supervised.data import load_mnist
 from perceptgym.supervised.gan import (
     CHECKPOINT_FORMAT,
@@ -70,7 +70,7 @@ class Args:
 
 def run(args: Args) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "config.json").write_text(json.dumps(dataclasses.asdict(args), indent=1, default=str))
+    write_json(args.out / "config.json", dataclasses.asdict(args))
     data = load_mnist(args.data_dir)
     ck_path = args.out / "gan.pt"
     if ck_path.exists():
@@ -116,7 +116,7 @@ def run(args: Args) -> dict:
         print(f"no classifier at {args.classifier}: scores skipped")
     images, _ = sample_classes(result.generator, 10, seed=args.train.seed)
     save_digit_grid(images, args.out / "grid.png", ncols=10)
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_json(args.out / "metrics.json", metrics)
     full = load_checkpoint(ck_path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
     save_checkpoint(
         ck_path,

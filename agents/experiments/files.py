@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+# The one atomic writer (perceptgym.supervised.checkpoint) serves experiment outputs too.
+from perceptgym.supervised.checkpoint import atomic_write as write_atomic
+from perceptgym.supervised.checkpoint import write_json
 
-def write_atomic(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Calls ``write(file)`` on a temporary file next to ``path``, then renames it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:  # Ctrl-C included: never leave a half-written report behind
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+__all__ = ["pyplot", "save_figure", "write_atomic", "write_json", "write_text"]
 
 
 def write_text(path: str | Path, text: str) -> Path:
     return write_atomic(path, lambda f: f.write(text.encode()))
-
-
-def write_json(path: str | Path, data: Any) -> Path:
-    return write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def pyplot():

@@ -6,7 +6,6 @@ Run it: ``python -m perceptgym.examples.my_agent``. From the command line:
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from perceptgym.agents.base import SpaceMismatchError, Transition, check_spaces, describe_space
 from perceptgym.agents.registry import register_agent
+from perceptgym.supervised.checkpoint import load_npz, save_npz
 
 
 @dataclass(frozen=True)
@@ -67,27 +67,22 @@ class MonteCarloAgent:
         self._episode.clear()
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path).with_suffix(".npz")
-        # The registry finds the agent by the "agent" entry of the JSON "meta" array.
+        # perceptgym's checkpoint envelope: written atomically, with format, version and library versions.
+        # The registry finds the agent by the "agent" entry of the JSON meta.
         meta = {
-            "format": "monte_carlo",
-            "version": 1,
             "agent": "monte_carlo",
             "config": asdict(self.config),
             "observation_space": describe_space(self.observation_space),
             "action_space": describe_space(self.action_space),
         }
-        np.savez(path, meta=np.array(json.dumps(meta)), q=self.q, visits=self.visits)
-        return path
+        return save_npz(Path(path).with_suffix(".npz"), "monte_carlo", 1, meta, {"q": self.q, "visits": self.visits})
 
     @classmethod
     def load(
         cls, path: str | Path, observation_space: gym.Space | None = None, action_space: gym.Space | None = None
     ) -> MonteCarloAgent:
-        with np.load(path, allow_pickle=False) as data:
-            meta, q, visits = json.loads(str(data["meta"])), data["q"], data["visits"]
-        if meta.get("format") != "monte_carlo" or meta.get("version") != 1:
-            raise ValueError(f"{path}: not a monte_carlo checkpoint of version 1")
+        meta, arrays = load_npz(path, "monte_carlo", 1)  # refuses other formats, newer versions, NaN/Inf
+        q, visits = arrays["q"], arrays["visits"]
         check_spaces(meta, observation_space, action_space, path)  # raises SpaceMismatchError
         agent = cls(
             observation_space or gym.spaces.Discrete(q.shape[0]),
