@@ -145,7 +145,7 @@ def test_ladder_pixels_rung_is_a_ppo_run_directory(tmp_path):
     settings = LadderSettings(seeds=[0], episodes=50, pixels_steps=1024, eval_episodes=3, out=tmp_path, progress=False)
     summary = run_ladder(settings)
     (row,) = summary["rungs"]["pixels (PPO)"]
-    assert (Path(row["run_dir"]) / "model.zip").is_file()
+    assert (Path(row["run_dir"]) / "model.pt").is_file()
     config = json.loads((Path(row["run_dir"]) / "config.json").read_text())
     assert config["agent"] == "ppo" and config["run_settings"]["n_timesteps"] == 1024
     assert config["agent_config"]["n_steps"] == recipe("ppo")["n_steps"]  # the recipe is ppo.yml's
