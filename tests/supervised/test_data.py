@@ -130,14 +130,20 @@ def test_damaged_cache_is_rebuilt_from_data_dir_and_missing_data_is_a_clear_erro
     np.testing.assert_array_equal(mnist.read_cache(cache / "mnist.npz").train_labels, ref.train_labels)
 
 
-def test_interrupted_write_leaves_nothing_behind(tmp_path):
-    def write_then_interrupt(f):
+def test_interrupted_cache_write_keeps_the_old_cache(tmp_path, monkeypatch):
+    old = fake_mnist(np.random.default_rng(0))
+    path = mnist.write_cache(old, tmp_path / "mnist.npz")
+
+    def savez_then_interrupt(f, **arrays):
         f.write(b"x" * 1000)
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(mnist.np, "savez", savez_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        mnist._atomic_write(tmp_path / "mnist.npz", write_then_interrupt)
-    assert list(tmp_path.iterdir()) == []
+        mnist.write_cache(fake_mnist(np.random.default_rng(1)), path)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["mnist.npz"]  # no temporary file left behind
+    np.testing.assert_array_equal(mnist.read_cache(path).train_images, old.train_images)
 
 
 @pytest.mark.slow
