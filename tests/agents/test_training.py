@@ -5,11 +5,15 @@ from __future__ import annotations
 import csv
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
+import yaml
 
-from perceptgym.agents.registry import load_agent
-from perceptgym.agents.training import load_hyperparams, split_hyperparams, train_run
+import perceptgym  # noqa: F401  (registers the perceptgym ids the YAML files name)
+from perceptgym.agents.env_factory import build_env
+from perceptgym.agents.registry import agent_entry, agent_names, load_agent, make_agent
+from perceptgym.agents.training import HYPERPARAMS_DIR, load_hyperparams, split_hyperparams, train_run
 
 FAST = {"progress": False, "tensorboard": False}
 
@@ -90,10 +94,27 @@ def test_yaml_default_then_env_entry(tmp_path):
     assert load_hyperparams("sarsa", "Other-v0", tmp_path) == {}
 
 
-def test_shipped_hyperparameters_are_valid():
-    for agent in ("q_learning", "sarsa", "expected_sarsa", "double_q", "ppo", "a2c", "dqn"):
-        for env_id in ("default", "CartPole-v1", "Taxi-v4", "FrozenLake-v1", "CliffWalking-v1"):
-            split_hyperparams(agent, load_hyperparams(agent, env_id))
+def _yaml_entries() -> list[tuple[str, str]]:
+    entries = []
+    for path in sorted(HYPERPARAMS_DIR.glob("*.yml")):
+        entries += [(path.stem, key) for key in yaml.safe_load(path.read_text())]
+    return entries
+
+
+@pytest.mark.parametrize("agent, env_id", _yaml_entries(), ids=lambda v: str(v))
+def test_every_shipped_hyperparameter_entry_builds_its_env_and_agent(agent, env_id):
+    """Each entry of each YAML file: a registered agent, a registered env id, a valid config, and the env and
+    agent it describes can be built (so a typo in an env kwarg or a setting fails here, not in a user's run)."""
+    assert agent in agent_names(), f"{agent}.yml names no registered agent"
+    run, config = split_hyperparams(agent, load_hyperparams(agent, env_id))
+    if env_id == "default":
+        return
+    gym.spec(env_id)  # registered (perceptgym ids included)
+    env = build_env(env_id, run, tabular=agent_entry(agent).kind == "tabular")
+    try:
+        make_agent(agent, env.observation_space, env.action_space, config, seed=0)
+    finally:
+        env.close()
 
 
 def test_bad_hyperparameter_names_the_valid_ones():

@@ -52,8 +52,8 @@ def test_one_optimiser_step_lowers_the_loss():
     assert torch.nn.functional.cross_entropy(model(x), y) < before
 
 
-def small_run(mnist):
-    cfg = dataclasses.replace(C.RECIPES["cnn"][1], epochs=2, batch_size=64)
+def small_run(mnist, seed: int = 0):
+    cfg = dataclasses.replace(C.RECIPES["cnn"][1], epochs=2, batch_size=64, seed=seed)
     return C.train(
         C.ClassifierConfig(),
         cfg,
@@ -69,6 +69,11 @@ def test_short_training_on_real_mnist_beats_90_percent_and_is_deterministic(mnis
     assert a.metrics.accuracy > 0.90
     for (ka, va), (_, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items(), strict=True):
         assert torch.equal(va, vb), ka
+    other = small_run(mnist, seed=1)
+    assert not all(
+        torch.equal(va, vc)
+        for va, vc in zip(a.model.state_dict().values(), other.model.state_dict().values(), strict=True)
+    )
 
 
 def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(mnist, tmp_path):

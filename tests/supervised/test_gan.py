@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 
@@ -53,7 +54,8 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     "cfg",
     [
         TINY,
-        GanConfig(**{**TINY.__dict__, "conditioning": "channels"}),
+        GanConfig(**{**TINY.__dict__, "conditioning": "projection"}),
+        GanConfig(**{**TINY.__dict__, "conditioning": "projection", "spectral_norm": True, "d_batchnorm": True}),
         GanConfig(**{**TINY.__dict__, "spectral_norm": True, "d_batchnorm": True}),
         GanConfig(**{**TINY.__dict__, "conditioning": "channels", "place_by_mass": False, "minibatch_std": True}),
     ],
@@ -141,6 +143,19 @@ def test_conditioning_changes_the_output():
     z = torch.randn(1, TINY.z_dim).repeat(2, 1)
     with torch.no_grad():
         a, b = g(z, torch.tensor([1, 7]))
+    assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("conditioning", ["channels", "projection"])
+def test_discriminator_scores_depend_on_the_label(conditioning):
+    torch.manual_seed(0)
+    cfg = GanConfig(**{**TINY.__dict__, "conditioning": conditioning})
+    d = Discriminator(cfg).eval()
+    if conditioning == "projection":
+        assert d.project is not None
+    x = torch.rand(1, 1, 28, 28).repeat(2, 1, 1, 1) * 2 - 1
+    with torch.no_grad():
+        a, b = d(x, torch.tensor([2, 8]))
     assert not torch.allclose(a, b)
 
 
@@ -275,6 +290,8 @@ def test_training_is_seeded(digits):
     b = train_gan(TINY, TINY_TRAIN, images, labels)
     assert a.step == 6 and a.finished
     assert _same_state(a.generator.state_dict(), b.generator.state_dict())
+    other = train_gan(TINY, dataclasses.replace(TINY_TRAIN, seed=TINY_TRAIN.seed + 1), images, labels)
+    assert not _same_state(a.generator.state_dict(), other.generator.state_dict())
 
 
 def test_resume_continues_from_the_saved_step(digits, tmp_path):
