@@ -51,7 +51,12 @@ def _ego_masks(tile: int) -> list[np.ndarray]:
 
 
 class PixelRaster:
-    """Draws ``pixels`` observations for one compiled model."""
+    """Draws ``pixels`` observations for one compiled model, for one env or a batch of them.
+
+    Batched: each frame is its episode's background plus what moves. What moves depends only on the
+    phase (lights and other cars) and on the ego's cell and heading, so each is a precomputed list of
+    pixels and colours, painted into all frames with one fancy-indexed assignment each.
+    """
 
     def __init__(self, model: DrivingModel, tile: int = PIX_TILE):
         self.model, self.tile = model, tile
@@ -69,39 +74,97 @@ class PixelRaster:
         )
         base[h * tile :] = COLOR_BUILDING
         self._base = base
-        self._ego = _ego_masks(tile)
         # Slices of each cell's tile and of each intersection's light bars (vertical bar: north-south green).
         self._tiles = [np.s_[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] for r, c in model.cells]
         mid, half = tile // 2, 1
-        self._bars = [
+        bars = [
             (
                 np.s_[r * tile + 2 : (r + 1) * tile - 2, c * tile + mid - half : c * tile + mid + half],
                 np.s_[r * tile + mid - half : r * tile + mid + half, c * tile + 2 : (c + 1) * tile - 2],
             )
             for r, c in (model.cells[i] for i in model.inter_cells)
         ]
+        # Per phase: the pixels of the green bars, then the other cars over them (later paint wins).
+        layers = []
+        for phase in range(model.period):
+            paint: dict[int, tuple[int, int, int]] = {}
+            if model.params.green_steps:
+                for bar, axis in zip(bars, model.light_axis[:, phase], strict=True):
+                    paint.update(dict.fromkeys(self._pixels(bar[axis]), COLOR_GREEN))
+            for other in model.car_cells[phase]:
+                r0, c0 = model.cells[other]
+                inner = np.s_[r0 * tile + 3 : (r0 + 1) * tile - 3, c0 * tile + 3 : (c0 + 1) * tile - 3]
+                paint.update(dict.fromkeys(self._pixels(inner), COLOR_CAR))
+            layers.append(paint)
+        size = max(1, *(len(p) for p in layers))
+        # Padded by repeating the last pixel with its colour, so repeated indices write equal values.
+        self._phase_pixels = np.zeros((model.period, size), dtype=np.intp)
+        self._phase_colors = np.zeros((model.period, size, 3), dtype=np.uint8)
+        for phase, paint in enumerate(layers):
+            if paint:
+                pix = np.fromiter(paint, dtype=np.intp, count=len(paint))
+                self._phase_pixels[phase] = np.pad(pix, (0, size - len(pix)), mode="edge")
+                col = np.array(list(paint.values()), dtype=np.uint8)
+                self._phase_colors[phase] = np.pad(col, ((0, size - len(col)), (0, 0)), mode="edge")
+            else:  # nothing moves (no lights, no cars): repaint one road pixel with its own colour
+                self._phase_pixels[phase] = 0
+                self._phase_colors[phase] = base[0, 0]
+        # Per (cell, heading): the ego's frame, 2 px wide with a 4 px front, leaving the sign under it visible.
+        masks = _ego_masks(tile)
+        self._ego_pixels = np.array(
+            [
+                np.flatnonzero(self._grid_mask(self._tiles[cell], masks[heading]))
+                for cell in range(len(model.cells))
+                for heading in range(NUM_HEADINGS)
+            ],
+            dtype=np.intp,
+        )
+        self._stop_tiles = [self._tiles[cell] for cell in model.stop_cells]
+
+    def _grid_mask(self, tile_slice: tuple[slice, slice], inside: np.ndarray) -> np.ndarray:
+        grid = np.zeros(self.shape[:2], dtype=bool)
+        grid[tile_slice] = inside
+        return grid
+
+    def _pixels(self, region: tuple[slice, slice]) -> list[int]:
+        """Flat pixel indices (row * width + col) of a rectangle, in reading order."""
+        grid = np.zeros(self.shape[:2], dtype=bool)
+        grid[region] = True
+        return np.flatnonzero(grid).tolist()
+
+    def backgrounds(self, cards: np.ndarray, signs: np.ndarray) -> npt.NDArray[np.uint8]:
+        """The static pictures of a batch of episodes, ``(M, H, W, 3)``: map, stop signs and trip card.
+
+        ``cards`` is ``(M, 28, 28)`` and ``signs`` ``(M, n_stops, 28, 28)`` (map order).
+        """
+        t, m = self.tile, len(cards)
+        out = np.repeat(self._base[None], m, axis=0)
+        if t == 14:
+            digits = signs.reshape(*signs.shape[:2], 14, 2, 14, 2).mean(axis=(3, 5)).astype(np.uint8)
+        else:
+            digits = signs[..., :: 28 // t, :: 28 // t][..., :t, :t]
+        inked = ink_on(COLOR_SIGN_BG, digits)  # (M, n_stops, t, t, 3)
+        for k, tile in enumerate(self._stop_tiles):
+            out[(slice(None), *tile)] = inked[:, k]
+        h = self.model.params.gmap.shape[0] * t
+        out[:, h : h + DIGIT_PX, :DIGIT_PX] = ink_on(COLOR_CARD_BG, cards)
+        return out
+
+    def frames(self, backgrounds: np.ndarray, base: np.ndarray) -> npt.NDArray[np.uint8]:
+        """The observations of a batch: base states ``base`` (N,) drawn over their ``backgrounds``."""
+        model = self.model
+        ch, phase = np.divmod(base, model.period)
+        out = backgrounds.copy()
+        flat = out.reshape(len(out), -1, 3)
+        rows = np.arange(len(out))[:, None]
+        flat[rows, self._phase_pixels[phase]] = self._phase_colors[phase]
+        flat[rows, self._ego_pixels[ch]] = COLOR_EGO
+        return out
 
     def background(self, card_image: np.ndarray, sign_images: np.ndarray) -> npt.NDArray[np.uint8]:
-        """The static picture of one episode: map, the stop signs and the trip card."""
-        bg = self._base.copy()
-        t = self.tile
-        for k, cell in enumerate(self.model.stop_cells):
-            digit = half_size(sign_images[k]) if t == 14 else sign_images[k][:: 28 // t, :: 28 // t][:t, :t]
-            bg[self._tiles[cell]] = ink_on(COLOR_SIGN_BG, digit)
-        h = self.model.params.gmap.shape[0] * t
-        bg[h : h + DIGIT_PX, :DIGIT_PX] = ink_on(COLOR_CARD_BG, card_image)
-        return bg
+        """The static picture of one episode (see :meth:`backgrounds`)."""
+        return self.backgrounds(card_image[None], sign_images[None])[0]
 
     def frame(self, background: np.ndarray, base: int) -> npt.NDArray[np.uint8]:
         """The observation for base state ``base`` drawn over an episode's background."""
-        model = self.model
-        cell, heading, phase = model.base_parts(base)
-        out = background.copy()
-        if model.params.green_steps:
-            for bars, axis in zip(self._bars, model.light_axis[:, phase], strict=True):
-                out[bars[axis]] = COLOR_GREEN
-        t = self.tile
-        for other in model.car_cells[phase]:
-            out[self._tiles[other]][3 : t - 3, 3 : t - 3] = COLOR_CAR
-        out[self._tiles[cell]][self._ego[heading]] = COLOR_EGO
-        return out
+        return self.frames(background[None], np.array([base]))[0]
