@@ -39,8 +39,9 @@ from perceptgym.envs.grid_driving.core import (
     compile_model,
     draw_root,
     episode_keys,
-    episode_rng,
+    episode_rngs,
     make_trip,
+    row_of,
     trip_target,
 )
 from perceptgym.envs.grid_driving.maps import get_map
@@ -191,7 +192,7 @@ class GridDrivingEnv(gym.Env):
         self._episode = 0
         self._block: list[tuple[tuple[int, ...], int, int, int]] = []  # the next episodes' starts (_next_start)
         self._block_first = 0
-        self._image_bitgen = np.random.PCG64(0)  # re-seeded per episode by core.episode_rng
+        self._image_bitgen = np.random.PCG64(0)  # re-seeded per episode by core.episode_rngs
 
     # ---- lazy perception models ----------------------------------------------------------------------
     def _get_source(self) -> DigitSource:
@@ -259,7 +260,7 @@ class GridDrivingEnv(gym.Env):
     def _start(self, trip: Trip, base: int, image_seed: int) -> None:
         """Sets up an episode (also used by the vector env to show one of its sub-envs)."""
         self._trip = trip
-        self._target = trip_target(trip, len(trip.numbers))
+        self._row = row_of(self.model.tables_list, base, trip_target(trip, len(trip.numbers)))
         self._signs = (*trip.numbers, NO_SIGN)  # indexed by Tables.stop_slot
         self._base, self._steps, self._return = base, 0, 0.0
         self._last: tuple[int, dict[str, float], str] | None = None
@@ -271,9 +272,9 @@ class GridDrivingEnv(gym.Env):
     def _draw_images(self) -> None:
         """This episode's handwriting: the card, then each stop's sign (from the seed drawn at reset)."""
         if self._images is None:
-            labels = np.array([self._trip.card, *self._trip.numbers], dtype=np.int64)
-            rng = episode_rng(self._image_seed, self._image_bitgen)
-            self._images = draw_digits(self._get_source(), labels, rng, self._source_spec)
+            labels = np.array([[self._trip.card, *self._trip.numbers]], dtype=np.int64)
+            rngs = episode_rngs(np.array([self._image_seed], dtype=np.uint64), [self._image_bitgen])
+            self._images = draw_digits(self._get_source(), labels, rngs, self._source_spec)[0]
 
     def step(self, action):
         if self._base < 0:
@@ -287,7 +288,7 @@ class GridDrivingEnv(gym.Env):
                 )
         action = int(action)
         t = self.model.tables_list
-        base, o = advance(t, self._base, action, self._target)
+        self._row, base, o = advance(t, self._row, action)
         reward, terminated = t.reward[o], t.terminated[o]
         self._base = base
         self._steps += 1
@@ -492,13 +493,25 @@ def apply_reset_options(
     return card, (cell * NUM_HEADINGS + heading) * m.period + int(phase)
 
 
-def draw_digits(source: DigitSource, labels: np.ndarray, rng: np.random.Generator, spec: object) -> np.ndarray:
-    """``source(labels, rng)``, checked: uint8 ``(len(labels), 28, 28)``."""
-    images = np.asarray(source(labels, rng))
-    if images.shape != (len(labels), DIGIT_PX, DIGIT_PX) or images.dtype != np.uint8:
+def draw_digits(
+    source: DigitSource, labels: np.ndarray, rngs: Sequence[np.random.Generator], spec: object
+) -> np.ndarray:
+    """The handwriting of M episodes: ``labels`` is ``(M, L)``, row i drawn with ``rngs[i]``; checked uint8.
+
+    A source may draw all rows at once by implementing ``draw_many(labels, rngs)`` (row i equal to
+    ``source(labels[i], rngs[i])``, as :class:`perceptgym.supervised.perception.MnistSource` does);
+    otherwise it is called once per episode, each with that episode's own Generator, so that what one
+    episode shows never depends on which other episodes are drawn with it.
+    """
+    many = getattr(source, "draw_many", None)
+    if many is not None:
+        images = np.asarray(many(labels, rngs))
+    else:
+        images = np.stack([np.asarray(source(row, rng)) for row, rng in zip(labels, rngs, strict=True)])
+    if images.shape != (*labels.shape, DIGIT_PX, DIGIT_PX) or images.dtype != np.uint8:
         raise ValueError(
-            f"digit source {spec!r} returned {images.dtype} {images.shape}; "
-            f"expected uint8 {(len(labels), DIGIT_PX, DIGIT_PX)}"
+            f"digit source {spec!r} returned {images.dtype} {images.shape[1:]} per episode; "
+            f"expected uint8 {(labels.shape[1], DIGIT_PX, DIGIT_PX)}"
         )
     return images
 
