@@ -7,6 +7,8 @@ episode; each step copies that background and paints the lights and cars on it.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -25,17 +27,28 @@ from perceptgym.envs.grid_driving.constants import (
 )
 from perceptgym.envs.grid_driving.core import DrivingModel
 
+_RGB = np.dtype((np.void, 3))  # one pixel
+
+
+@functools.lru_cache(maxsize=16)
+def _ink_table(bg: tuple[int, int, int]) -> npt.NDArray[np.uint8]:
+    """``ink_on`` for each of the 256 ink levels: the colours it blends, computed once per background."""
+    alpha = np.arange(256, dtype=np.float32)[:, None] / 255.0
+    out = np.asarray(bg, np.float32) * (1.0 - alpha) + np.asarray(COLOR_INK, np.float32) * alpha
+    out = out.astype(np.uint8)
+    out.setflags(write=False)
+    return out
+
 
 def ink_on(bg: tuple[int, int, int], digit: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """A digit (0 background .. 255 ink) as dark ink on a ``bg`` coloured patch, (h, w, 3) uint8."""
-    alpha = digit.astype(np.float32)[..., None] / 255.0
-    out = np.asarray(bg, np.float32) * (1.0 - alpha) + np.asarray(COLOR_INK, np.float32) * alpha
-    return out.astype(np.uint8)
+    """A digit (0 background .. 255 ink) as dark ink on a ``bg`` coloured patch, (..., h, w, 3) uint8."""
+    return _ink_table(tuple(int(c) for c in bg))[digit]
 
 
 def half_size(digit: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """28x28 -> 14x14 by averaging 2x2 blocks."""
-    return digit.reshape(14, 2, 14, 2).mean(axis=(1, 3)).astype(np.uint8)
+    """(..., 28, 28) -> (..., 14, 14) by averaging 2x2 blocks (rounded down)."""
+    d = digit.astype(np.uint16)
+    return ((d[..., 0::2, 0::2] + d[..., 1::2, 0::2] + d[..., 0::2, 1::2] + d[..., 1::2, 1::2]) // 4).astype(np.uint8)
 
 
 def _ego_masks(tile: int) -> list[np.ndarray]:
@@ -109,6 +122,8 @@ class PixelRaster:
             else:  # nothing moves (no lights, no cars): repaint one road pixel with its own colour
                 self._phase_pixels[phase] = 0
                 self._phase_colors[phase] = base[0, 0]
+        self._phase_colors_rgb = self._phase_colors.view(_RGB)[..., 0]
+        self._ego_rgb = np.array(COLOR_EGO, dtype=np.uint8).view(_RGB)[0]
         # Per (cell, heading): the ego's frame, 2 px wide with a 4 px front, leaving the sign under it visible.
         masks = _ego_masks(tile)
         self._ego_pixels = np.array(
@@ -119,7 +134,10 @@ class PixelRaster:
             ],
             dtype=np.intp,
         )
-        self._stop_tiles = [self._tiles[cell] for cell in model.stop_cells]
+        # Flat pixel indices of the stop tiles (map order, each in reading order) and of the card.
+        index = np.arange(self.shape[0] * self.shape[1]).reshape(self.shape[:2])
+        self._sign_pixels = np.concatenate([index[self._tiles[cell]].ravel() for cell in model.stop_cells])
+        self._card_pixels = index[h * tile : h * tile + DIGIT_PX, :DIGIT_PX].ravel()
 
     def _grid_mask(self, tile_slice: tuple[slice, slice], inside: np.ndarray) -> np.ndarray:
         grid = np.zeros(self.shape[:2], dtype=bool)
@@ -137,28 +155,30 @@ class PixelRaster:
 
         ``cards`` is ``(M, 28, 28)`` and ``signs`` ``(M, n_stops, 28, 28)`` (map order).
         """
-        t, m = self.tile, len(cards)
-        out = np.repeat(self._base[None], m, axis=0)
-        if t == 14:
-            digits = signs.reshape(*signs.shape[:2], 14, 2, 14, 2).mean(axis=(3, 5)).astype(np.uint8)
-        else:
-            digits = signs[..., :: 28 // t, :: 28 // t][..., :t, :t]
-        inked = ink_on(COLOR_SIGN_BG, digits)  # (M, n_stops, t, t, 3)
-        for k, tile in enumerate(self._stop_tiles):
-            out[(slice(None), *tile)] = inked[:, k]
-        h = self.model.params.gmap.shape[0] * t
-        out[:, h : h + DIGIT_PX, :DIGIT_PX] = ink_on(COLOR_CARD_BG, cards)
+        out = np.empty((len(cards), *self.shape), dtype=np.uint8)
+        self.paint_backgrounds(out, np.arange(len(cards)), cards, signs)
         return out
+
+    def paint_backgrounds(self, out: np.ndarray, idx: np.ndarray, cards: np.ndarray, signs: np.ndarray) -> None:
+        """Writes the backgrounds of episodes ``(cards, signs)`` into ``out[idx]`` (see :meth:`backgrounds`)."""
+        t = self.tile
+        digits = half_size(signs) if t == 14 else signs[..., :: 28 // t, :: 28 // t][..., :t, :t]
+        out[idx] = self._base
+        pixels = out.reshape(len(out), -1).view(_RGB)
+        rows = idx[:, None]
+        pixels[rows, self._sign_pixels] = ink_on(COLOR_SIGN_BG, digits).reshape(len(idx), -1).view(_RGB)
+        pixels[rows, self._card_pixels] = ink_on(COLOR_CARD_BG, cards).reshape(len(idx), -1).view(_RGB)
 
     def frames(self, backgrounds: np.ndarray, base: np.ndarray) -> npt.NDArray[np.uint8]:
         """The observations of a batch: base states ``base`` (N,) drawn over their ``backgrounds``."""
         model = self.model
         ch, phase = np.divmod(base, model.period)
         out = backgrounds.copy()
-        flat = out.reshape(len(out), -1, 3)
+        # Pixels as 3-byte items: numpy then copies each with one move, ~10x faster than (..., 3) rows.
+        pixels = out.reshape(len(out), -1).view(_RGB)
         rows = np.arange(len(out))[:, None]
-        flat[rows, self._phase_pixels[phase]] = self._phase_colors[phase]
-        flat[rows, self._ego_pixels[ch]] = COLOR_EGO
+        pixels[rows, self._phase_pixels[phase]] = self._phase_colors_rgb[phase]
+        pixels[rows, self._ego_pixels[ch]] = self._ego_rgb
         return out
 
     def background(self, card_image: np.ndarray, sign_images: np.ndarray) -> npt.NDArray[np.uint8]:

@@ -236,7 +236,7 @@ class GridDrivingVectorEnv(VectorEnv):
             self._read[idx, : k + 1] = read.reshape(len(idx), k + 1)
             self._confidence[idx] = confidence.reshape(len(idx), k + 1)
         if self.obs_mode == "pixels":
-            self._bg[idx] = self._raster.backgrounds(new[:, 0], new[:, 1:])
+            self._raster.paint_backgrounds(self._bg, idx, new[:, 0], new[:, 1:])
 
     def _apply_options(
         self, idx: np.ndarray, row: np.ndarray, base: np.ndarray, card: np.ndarray, options: dict[str, Any]
