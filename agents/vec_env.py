@@ -113,18 +113,19 @@ class VectorEnvAdapter(VecEnv):
         terminated, truncated = np.asarray(terminated, dtype=bool), np.asarray(truncated, dtype=bool)
         dones = terminated | truncated
         ended = np.flatnonzero(dones).tolist()
-        if self.autoreset_mode == AutoresetMode.DISABLED and ended:
-            final_obs, final_info = obs, info
-            obs, info = self.env.reset(options={"reset_mask": dones})
-        else:
-            final_obs, final_info = info.get("final_obs"), info.get("final_info")
         infos = unbatch_info(info, range(self.num_envs))
-        if ended:
+        if ended and self.autoreset_mode == AutoresetMode.DISABLED:  # the step's info; the adapter resets
+            final_obs = obs
+            obs, reset_info = self.env.reset(options={"reset_mask": dones})
+            for i, new_info in zip(ended, unbatch_info(reset_info, ended), strict=True):
+                self.reset_infos[i] = new_info
+        elif ended:
+            final_obs, final_info = info.get("final_obs"), info.get("final_info")
             if final_info is not None:  # Gymnasium's layout: top-level info of ended envs is their reset info
                 for i, step_info in zip(ended, unbatch_info(final_info, ended), strict=True):
                     self.reset_infos[i], infos[i] = infos[i], step_info
-            for i in ended:
-                infos[i]["terminal_observation"] = self._terminal_obs(final_obs, i)
+        for i in ended:
+            infos[i]["terminal_observation"] = self._terminal_obs(final_obs, i)
         for i, (term, trunc) in enumerate(zip(terminated.tolist(), truncated.tolist(), strict=True)):
             infos[i]["TimeLimit.truncated"] = trunc and not term
         if self.monitor:

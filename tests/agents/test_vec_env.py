@@ -185,8 +185,11 @@ def test_sync_vector_env_same_step_and_disabled_autoreset():
         actions = rng.integers(5, size=3)
         a, b = same.step(actions), disabled.step(actions)
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
-        for ia, ib in zip(a[3], b[3], strict=True):
-            assert data_equivalence(ia.get("terminal_observation"), ib.get("terminal_observation"))
+        for ia, ib in zip(a[3], b[3], strict=True):  # the step's info for every env, in both modes
+            for key in ("terminal_observation", "reward_terms", "action_mask", "event", "TimeLimit.truncated"):
+                assert data_equivalence(ia.get(key), ib.get(key)), key
+            assert "reward_terms" in ia
+    assert [i["stop_numbers"] for i in same.reset_infos] == [i["stop_numbers"] for i in disabled.reset_infos]
     assert same.get_attr("render_mode") == [None] * 3
     assert same.env_is_wrapped(gym.wrappers.TimeLimit) == [True] * 3
     same.set_attr("tag", "a")
