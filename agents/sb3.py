@@ -54,6 +54,7 @@ from perceptgym.agents.base import (
 )
 from perceptgym.agents.config import check_choice, check_positive_int, check_range, config_from_dict
 from perceptgym.agents.loop import Episode, EpisodeCallback, is_success
+from perceptgym.agents.vec_env import make_sb3_vec_env
 from perceptgym.supervised.checkpoint import check_header, load_checkpoint, load_npz, save_checkpoint, save_npz
 from perceptgym.supervised.global_state import GlobalRngStates, PrivateGlobalRngs, kept_global_state, torch_threads
 
@@ -411,8 +412,14 @@ class SB3Agent:
 
     # ---- learning ----------------------------------------------------------------------------------------
     def make_vec_env(self, env: gym.Env | VecEnv | Callable[[], gym.Env] | str, seed: int | None = None) -> VecEnv:
-        """The VecEnv SB3 trains on: a VecEnv as is, a factory or id ×``n_envs``, or one env (n_envs=1)."""
+        """The VecEnv SB3 trains on: a VecEnv as is, a factory or id ×``n_envs``, or one env (n_envs=1).
+
+        An id with a native vector env (``gym.make_vec(..., "vector_entry_point")``) trains on it through
+        :class:`perceptgym.agents.vec_env.VectorEnvAdapter`: ``n_envs`` sub-envs, no Python env each.
+        """
         n_envs = self.config.n_envs
+        if isinstance(env, str):
+            return make_sb3_vec_env(env, n_envs, seed)
         if isinstance(env, VecEnv):
             vec = env
         elif isinstance(env, gym.Env):

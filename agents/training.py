@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -367,16 +366,16 @@ def _train_sb3(
 ) -> RunResult:
     """SB3 agents: ``model.learn`` on ``n_envs`` envs, with callbacks for logging and checkpoints."""
     from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-    from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.logger import configure
 
     from perceptgym.agents.sb3 import EpisodeCallback_
+    from perceptgym.agents.vec_env import make_sb3_vec_env
 
     agent_seed, env_seed, eval_seed = _seeds(seed)
     n_timesteps = run.get("n_timesteps")
     if n_timesteps is None:
         raise ValueError(f"{name} on {env_id}: set n_timesteps in the hyperparameters")
-    vec = make_vec_env(partial(build_env, env_id, run), n_envs=config.n_envs, seed=env_seed)
+    vec = make_sb3_vec_env(env_id, config.n_envs, seed=env_seed, settings=run)  # native vector env if it has one
     if state is None:
         agent = make_agent(name, vec.observation_space, vec.action_space, config, seed=agent_seed)
         episode = 0

@@ -1,7 +1,9 @@
 """perceptgym environments. Importing this package registers them with Gymnasium.
 
-``gym.make("perceptgym/GridDriving-v0")`` after ``import envs``; in a fresh process (subprocess vector envs,
-SB3's SubprocVecEnv workers), ``gym.make("perceptgym:perceptgym/GridDriving-v0")`` imports and registers first.
+``gym.make("perceptgym/GridDriving-v0")`` after ``import envs``; ``gym.make_vec(id, num_envs=n,
+vectorization_mode="vector_entry_point")`` gives either env's numpy-batched vector env. In a fresh process
+(subprocess vector envs, SB3's SubprocVecEnv workers), ``gym.make("perceptgym:perceptgym/GridDriving-v0")``
+imports and registers first.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def register_envs() -> None:
     gym.register(
         id=GRID_DRIVING_ID,
         entry_point="perceptgym.envs.grid_driving.env:GridDrivingEnv",
+        vector_entry_point="perceptgym.envs.grid_driving.vector:GridDrivingVectorEnv",
         max_episode_steps=200,
         kwargs={"map": "small", "obs_mode": "symbolic", "digit_source": "mnist-train", "reader": "cnn"},
     )

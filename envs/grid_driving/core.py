@@ -16,12 +16,15 @@ stop number under the car, or ``NO_SIGN``) when stops are shuffled per episode.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from perceptgym.envs.grid_driving.constants import (
     DIR_VECTORS,
@@ -234,12 +237,75 @@ class DrivingModel:
         # Starts: any cell free of other cars at that phase, facing along the road.
         ok = ~occupied.T[:, None, :] & (self.neighbour >= 0)[:, :, None]
         self.start_bases = np.flatnonzero(ok.ravel())
-        # Hot-path copies as Python lists (list indexing beats numpy scalar indexing ~5x).
-        self._next_l = self.next_base.tolist()
-        self._hit_l = self.collides.tolist()
-        self._red_l = self.runs_red.tolist()
+        self._build_outcomes()
+        for a in vars(self).values():  # one model is shared by every env with these Params (compile_model)
+            if isinstance(a, np.ndarray):
+                a.setflags(write=False)
+        self.tables = Tables.of(self)
+        # The same tables as Python lists for one env: list indexing beats numpy scalar indexing ~5x.
+        self.tables_list = self.tables.as_lists()
         self._stop_l = self.stop_of_cell.tolist()
-        self._dist_l = self.dist_to_stop.tolist()
+
+    def _build_outcomes(self) -> None:
+        """Compiles what a step does into ``outcome[target, base, action]``, an index into ``outcome_*``.
+
+        Given the base state, the action and which stop is the trip's target (``n_stops``: none), a step is
+        deterministic, and its reward terms take one of few values: the ending (none, arrived, wrong stop),
+        the road distance gained towards the target (-1, 0, +1 cells), a collision, a red light. So every
+        step is two table lookups (:func:`advance`), for one env and for a batch alike.
+        """
+        p, n_stops = self.params, len(self.stop_cells)
+        n_ba = self.n_base * NUM_ACTIONS
+        cell = np.repeat(np.arange(self.n_base) // (NUM_HEADINGS * self.period), NUM_ACTIONS)  # (n_ba,)
+        action = np.tile(np.arange(NUM_ACTIONS), self.n_base)
+        end_stop = np.where(action == Action.STOP, self.stop_of_cell[cell], -1)  # STOP on a stop ends the trip
+        target = np.arange(n_stops + 1)[:, None]
+        ending = np.where(end_stop < 0, 0, np.where(end_stop == target, 1, 2))  # (n_stops + 1, n_ba)
+        gained = np.ones_like(ending)  # cells gained towards the target, + 1
+        if p.progress:
+            dist = np.vstack([self.dist_to_stop, np.zeros((1, len(self.cells)), dtype=np.int64)])
+            gained = dist[:, cell] - dist[:, self.next_cell.ravel()] + 1
+            gained[ending > 0] = 1
+        moving = ending == 0
+        hit = self.collides.ravel() & moving
+        red = self.runs_red.ravel() & moving
+        self.outcome = (((ending * 3 + gained) * 2 + hit) * 2 + red).ravel().astype(np.intp)
+        assert self.outcome.shape == ((n_stops + 1) * n_ba,)
+        terms, events = [], []
+        for o in range(N_OUTCOMES):
+            rest, red_o = divmod(o, 2)
+            rest, hit_o = divmod(rest, 2)
+            ending_o, gained_o = divmod(rest, 3)
+            if ending_o:  # the trip ends here, right or wrong
+                arrived = ending_o == 1
+                arrival, wrong = (p.arrival, 0.0) if arrived else (0.0, p.wrong_stop)
+                terms.append((-p.time_cost, 0.0, arrival, wrong, 0.0, 0.0))
+                events.append(EVENTS.index("arrived" if arrived else "wrong_stop"))
+            else:
+                terms.append(
+                    (
+                        -p.time_cost,
+                        p.progress * (gained_o - 1) if p.progress else 0.0,
+                        0.0,
+                        0.0,
+                        p.collision if hit_o else 0.0,
+                        p.red_light if red_o else 0.0,
+                    )
+                )
+                events.append(EVENTS.index("collision" if hit_o else ""))
+        self.outcome_terms = np.array(terms, dtype=np.float64)
+        self.outcome_reward = np.array([sum(t) for t in terms], dtype=np.float64)  # summed as the terms' order
+        self.outcome_event = np.array(events, dtype=np.intp)
+        self.outcome_terminated = self.outcome_event > 0
+        # Per base state: the action mask and the stop under the car (n_stops: none).
+        ch = np.arange(self.n_base) // self.period
+        self.base_masks = self.masks[ch // NUM_HEADINGS, ch % NUM_HEADINGS]
+        # The same masks padded to 8 bytes and read as one int64 per base: a batch gathers them ~4x faster.
+        packed = np.zeros((self.n_base, 8), dtype=np.int8)
+        packed[:, :NUM_ACTIONS] = self.base_masks
+        self.base_masks_packed = packed.view(np.int64).ravel()
+        stop = self.stop_of_cell[ch // NUM_HEADINGS]
+        self.stop_slot = np.where(stop < 0, n_stops, stop)
 
     # ---- encoding ------------------------------------------------------------------------------------
     @property
@@ -296,36 +362,29 @@ class DrivingModel:
 
         ``event`` is "", "arrived", "wrong_stop" or "collision". Reward terms are in REWARD_TERMS order.
         """
-        p = self.params
-        cell = base // (NUM_HEADINGS * self.period)
-        if action == Action.STOP:
-            k = self._stop_l[cell]
-            if k >= 0:  # the trip ends here, right or wrong
-                arrived = trip.numbers[k] == trip.card
-                terms = (
-                    -p.time_cost,
-                    0.0,
-                    p.arrival if arrived else 0.0,
-                    0.0 if arrived else p.wrong_stop,
-                    0.0,
-                    0.0,
-                )
-                return self._next_l[base][Action.WAIT], terms, True, "arrived" if arrived else "wrong_stop"
-        nxt = self._next_l[base][action]
-        hit = self._hit_l[base][action]
-        progress = 0.0
-        if p.progress and trip.target >= 0:
-            dist = self._dist_l[trip.target]
-            progress = p.progress * (dist[cell] - dist[nxt // (NUM_HEADINGS * self.period)])
-        terms = (
-            -p.time_cost,
-            progress,
-            0.0,
-            0.0,
-            p.collision if hit else 0.0,
-            p.red_light if self._red_l[base][action] else 0.0,
-        )
-        return nxt, terms, hit, "collision" if hit else ""
+        t = self.tables_list
+        _, nxt, o = advance(t, row_of(t, base, trip_target(trip, len(self.stop_cells))), action)
+        return nxt, t.terms[o], t.terminated[o], EVENTS[t.event[o]]
+
+    def episode_starts(self, keys: npt.NDArray[np.uint64]) -> EpisodeStarts:
+        """The starts of the episodes with these keys (:func:`episode_keys`): a batch of ``len(keys)``.
+
+        Each key alone fixes its episode: the stop numbers (shuffled or the map's), the card among them,
+        the start (uniform over :attr:`start_bases`) and the seed of the episode's handwriting. Draws
+        are hashes of the key reduced modulo the range (a bias below 1e-15, far under sampling noise).
+        """
+        keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
+        n_stops = len(self.stop_cells)
+        n_draws = 3 + (NUM_DIGITS if self.params.shuffle_stops else 0)  # target, start, image seed[, permutation]
+        h = mix64(keys[:, None] + _GOLDEN * np.arange(1, 1 + n_draws, dtype=np.uint64))
+        if self.params.shuffle_stops:
+            numbers = np.argsort(h[:, 3:], axis=1, kind="stable")[:, :n_stops]  # a uniform permutation
+        else:
+            numbers = np.broadcast_to(np.array(self.params.gmap.stop_numbers, dtype=np.int64), (len(keys), n_stops))
+        target = (h[:, 0] % np.uint64(n_stops)).astype(np.int64)
+        card = numbers[np.arange(len(keys)), target]
+        base = self.start_bases[(h[:, 1] % np.uint64(len(self.start_bases))).astype(np.int64)]
+        return EpisodeStarts(np.array(numbers, dtype=np.int64), card, base, target, h[:, 2])
 
     def car_positions(self, phase: int) -> list[tuple[int, int, int]]:
         """(row, col, heading) of every other car at ``phase`` (heading = where it drives next)."""
@@ -338,4 +397,151 @@ class DrivingModel:
         return out
 
 
-assert len(REWARD_TERMS) == 6  # transition() builds its terms tuple in this order
+assert len(REWARD_TERMS) == 6  # _build_outcomes() builds its terms tuples in this order
+
+#: What ended a step (``DrivingModel.outcome_event`` indexes this); "" for none.
+EVENTS = ("", "arrived", "wrong_stop", "collision")
+N_OUTCOMES = 3 * 3 * 2 * 2  # ending x cells gained x collision x red light (see DrivingModel._build_outcomes)
+
+
+_BASE_BITS, _OUTCOME_BITS = 24, 8  # Tables.step packs (next row, next base, outcome) into one int64
+
+
+class Tables(NamedTuple):
+    """The compiled dynamics as flat lookups: numpy arrays (for batches) or Python lists (for one env).
+
+    A *row* is where a step's lookups start: ``target * n_ba + base * NUM_ACTIONS`` (see :func:`row_of`);
+    the target stop does not change within an episode, so the next row keeps it. ``step[row + action]``
+    packs the next base state, the next row and the outcome into one int64: a batch gathers one table
+    (the one random memory access per sub-env and step) instead of three.
+    """
+
+    step: Any  # [row + action] -> next row << 32 | next base << 8 | outcome
+    terms: Any  # [outcome] -> reward terms (REWARD_TERMS order)
+    reward: Any  # [outcome] -> their sum
+    terminated: Any  # [outcome] -> whether the episode ends
+    event: Any  # [outcome] -> index into EVENTS
+    masks: Any  # [base] -> action mask (int8, NUM_ACTIONS)
+    stop_slot: Any  # [base] -> index of the stop under the car, n_stops if none
+    n_ba: int  # n_base * NUM_ACTIONS
+
+    @classmethod
+    def of(cls, m: DrivingModel) -> Tables:
+        n_ba = m.n_base * NUM_ACTIONS
+        targets = np.arange(len(m.stop_cells) + 1, dtype=np.int64)[:, None]
+        next_base = m.next_base.ravel()[None, :]
+        next_row = targets * n_ba + next_base * NUM_ACTIONS
+        if m.n_base >= 2**_BASE_BITS or next_row.max() >= 2**31:  # pragma: no cover - no map is this big
+            raise ValueError(f"map {m.params.gmap.name!r} is too large for the step table ({m.n_base} base states)")
+        outcome = m.outcome.reshape(next_row.shape)
+        step = (next_row << (_BASE_BITS + _OUTCOME_BITS)) | (next_base << _OUTCOME_BITS) | outcome
+        return cls(
+            step.ravel(),
+            m.outcome_terms,
+            m.outcome_reward,
+            m.outcome_terminated,
+            m.outcome_event,
+            m.base_masks,
+            m.stop_slot,
+            n_ba,
+        )
+
+    def as_lists(self) -> Tables:
+        """The same tables with Python lists; the masks stay read-only arrays (copied into ``info``)."""
+        return Tables(
+            self.step.tolist(),
+            [tuple(t) for t in self.terms.tolist()],
+            self.reward.tolist(),
+            self.terminated.tolist(),
+            self.event.tolist(),
+            list(self.masks),
+            self.stop_slot.tolist(),
+            self.n_ba,
+        )
+
+
+def advance(tables: Tables, row: Any, action: Any) -> tuple[Any, Any, Any]:
+    """The dynamics: ``(next row, next base state, outcome)`` of ``action`` from ``row`` (see :func:`row_of`).
+
+    Written once for both envs: ints with list tables (:class:`GridDrivingEnv`), or int arrays of one
+    batch with array tables (:class:`GridDrivingVectorEnv`); the outcome indexes ``tables.terms``,
+    ``reward``, ``terminated`` and ``event``.
+    """
+    v = tables.step[row + action]
+    return v >> (_BASE_BITS + _OUTCOME_BITS), (v >> _OUTCOME_BITS) & (2**_BASE_BITS - 1), v & (2**_OUTCOME_BITS - 1)
+
+
+def row_of(tables: Tables, base: Any, target: Any) -> Any:
+    """The row of base state ``base`` on a trip to stop ``target`` (``n_stops``: none); ints or arrays."""
+    return target * tables.n_ba + base * NUM_ACTIONS
+
+
+def trip_target(trip: Trip, n_stops: int) -> int:
+    """The outcome-table row of a trip: its target stop, or ``n_stops`` when no stop shows the card."""
+    return trip.target if trip.target >= 0 else n_stops
+
+
+class EpisodeStarts(NamedTuple):
+    """A batch of episode starts (see :meth:`DrivingModel.episode_starts`)."""
+
+    numbers: np.ndarray  # (M, n_stops) the stop numbers, map order
+    card: np.ndarray  # (M,)
+    base: np.ndarray  # (M,) start base state
+    target: np.ndarray  # (M,) index of the stop showing the card
+    image_seed: np.ndarray  # (M,) uint64, seeds the episode's handwriting (episode_rng)
+
+
+# ---- episode randomness --------------------------------------------------------------------------------
+# Each env draws one 64-bit root from its Generator when it is seeded; its j-th episode is then fixed by
+# key j of the splitmix64 sequence from that root (Steele, Lea & Flood 2014, "Fast splittable pseudorandom
+# number generators"). A batch of N envs thus computes the keys of all its new episodes with a few numpy
+# operations, and sub-env i of a vector env draws exactly what one env seeded alike draws.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def mix64(z: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's output function, elementwise on a uint64 array (wraps modulo 2**64)."""
+    z = np.asarray(z, dtype=np.uint64)
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def draw_root(rng: np.random.Generator) -> np.uint64:
+    """The root of an env's episode keys: one draw from its Generator."""
+    return rng.integers(0, 2**64, dtype=np.uint64)
+
+
+def episode_keys(roots: npt.NDArray[np.uint64], counters: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
+    """Key of episode ``counters[i]`` (0, 1, ...) of the env with root ``roots[i]``."""
+    counters = np.asarray(counters).astype(np.uint64)
+    return mix64(np.asarray(roots, dtype=np.uint64) + (counters + np.uint64(1)) * _GOLDEN)
+
+
+def episode_rngs(
+    image_seeds: npt.NDArray[np.uint64], bit_generators: Sequence[np.random.PCG64]
+) -> list[np.random.Generator]:
+    """The Generators that draw episodes' handwriting, from their 64-bit seeds (one bit generator each).
+
+    Sets each bit generator's state from hashes of its seed instead of building a new one: a fresh
+    ``default_rng(seed)`` costs ~10 us (SeedSequence), several times what a vector env's reset of one
+    sub-env costs otherwise. The caller owns the bit generators and reuses them.
+    """
+    h = mix64(np.asarray(image_seeds, dtype=np.uint64)[:, None] + _GOLDEN * np.arange(1, 5, dtype=np.uint64))
+    rngs = []
+    for (s_hi, s_lo, i_hi, i_lo), bit_generator in zip(h.tolist(), bit_generators, strict=True):
+        bit_generator.state = {
+            "bit_generator": "PCG64",
+            "state": {"state": (s_hi << 64) | s_lo, "inc": (i_hi << 64) | i_lo | 1},
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
+        rngs.append(np.random.Generator(bit_generator))
+    return rngs
+
+
+@functools.lru_cache(maxsize=8)
+def compile_model(params: Params) -> DrivingModel:
+    """The compiled model of ``params``, shared (read-only) by every env built with equal Params."""
+    return DrivingModel(params)

@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from perceptgym.envs.checks import ResetNeeded, check_bool, check_int, check_options, check_real, check_seed, is_int
-from perceptgym.envs.digits import DigitModels, DigitSource, LazyReader, LazySource, Reader
+from perceptgym.envs.digits import DigitModels, DigitSource, LazyReader, LazySource, PerceptionError, Reader
 from perceptgym.envs.grid_driving.constants import (
     DEFAULT_ARRIVAL,
     DEFAULT_COLLISION,
@@ -27,11 +27,28 @@ from perceptgym.envs.grid_driving.constants import (
     OBS_MODES,
     REWARD_TERMS,
 )
-from perceptgym.envs.grid_driving.core import NUM_ACTIONS, Action, DrivingModel, DrivingState, Params, Trip, make_trip
+from perceptgym.envs.grid_driving.core import (
+    EVENTS,
+    NUM_ACTIONS,
+    Action,
+    DrivingModel,
+    DrivingState,
+    Params,
+    Trip,
+    advance,
+    compile_model,
+    draw_root,
+    episode_keys,
+    episode_rngs,
+    make_trip,
+    row_of,
+    trip_target,
+)
 from perceptgym.envs.grid_driving.maps import get_map
 from perceptgym.envs.grid_driving.planning import TabularModel, optimal_return, tabular_model, value_iteration
 
 RESET_OPTIONS = ("card", "start", "phase")
+STARTS_BLOCK = 64  # episode starts computed at once by a single env (numpy calls cost more than the draws)
 
 
 class GridDrivingEnv(DigitModels, gym.Env):
@@ -156,7 +173,7 @@ class GridDrivingEnv(DigitModels, gym.Env):
             shuffle_stops=check_bool("shuffle_stops", shuffle_stops),
             **weights,
         )
-        self.model = DrivingModel(self.params)
+        self.model: DrivingModel = compile_model(self.params)
         self.obs_mode, self.render_mode = obs_mode, render_mode
         if render_fps is not None:
             render_fps = check_int("render_fps", render_fps, 1)
@@ -173,13 +190,13 @@ class GridDrivingEnv(DigitModels, gym.Env):
         else:
             img = spaces.Box(0, 255, (DIGIT_PX, DIGIT_PX), dtype=np.uint8)
             self.observation_space = spaces.Dict({"state": spaces.Discrete(m.n_base), "card": img, "sign": img})
-        # One action-mask array per base state (read-only, copied into info), so step() only indexes a list.
-        per_cell = [[m.masks[c, h] for h in range(NUM_HEADINGS)] for c in range(len(m.cells))]
-        self._mask_l = [
-            per_cell[b // (NUM_HEADINGS * m.period)][(b // m.period) % NUM_HEADINGS] for b in range(m.n_base)
-        ]
         self._base = -1  # no episode yet
         self._done = False  # the episode terminated: step() needs a reset() first
+        self._root, self._root_rng = None, None  # episode keys: root drawn from np_random (core.episode_keys)
+        self._episode = 0
+        self._block: list[tuple[tuple[int, ...], int, int, int]] = []  # the next episodes' starts (_next_start)
+        self._block_first = 0
+        self._image_bitgen = np.random.PCG64(0)  # re-seeded per episode by core.episode_rngs
 
     def _get_raster(self):
         if self._raster is None:
@@ -190,34 +207,29 @@ class GridDrivingEnv(DigitModels, gym.Env):
 
     # ---- episode -------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        options = check_options(options, RESET_OPTIONS)
+        """Starts an episode; see the class docstring for ``options``.
+
+        Seeding: ``reset(seed=s)`` draws one 64-bit root from the new ``np_random``, and episode j after it
+        is fixed by key j of the splitmix64 sequence from that root (:mod:`~perceptgym.envs.grid_driving.core`);
+        sub-env i of :class:`~perceptgym.envs.grid_driving.vector.GridDrivingVectorEnv` reset with seed s
+        replays exactly this env reset with seed s + i.
+        """
+        options = check_reset_options(options)
         super().reset(seed=check_seed(seed))
-        m, rng = self.model, self.np_random
-        numbers = self.params.gmap.stop_numbers
-        if self.params.shuffle_stops:
-            numbers = tuple(int(d) for d in rng.permutation(NUM_DIGITS)[: len(numbers)])
-        card = int(numbers[int(rng.integers(len(numbers)))])
-        base = int(m.start_bases[int(rng.integers(len(m.start_bases)))])
-        image_seed = int(rng.integers(2**63))
-        if "card" in options:
-            card = options["card"]
-            if not is_int(card) or card not in numbers:
-                raise ValueError(f"options['card']={card!r} is not a stop number this episode; stops: {numbers}")
-            card = int(card)
-        if "start" in options or "phase" in options:
-            base = self._start_from_options(options, base)
-        self._trip: Trip = make_trip(card, numbers)
-        self._base, self._steps, self._return, self._done = base, 0, 0.0, False
-        self._last: tuple[int, dict[str, float], str] | None = None
-        self._image_seed, self._images = image_seed, None
-        self._reads = None
+        if self._root_rng is not self.np_random:  # newly seeded (or np_random replaced): a new key stream
+            self._root, self._root_rng, self._episode = draw_root(self.np_random), self.np_random, 0
+            self._block, self._block_first = [], 0
+        numbers, card, base, image_seed = self._next_start()
+        if options:
+            card, base = apply_reset_options(self.model, options, numbers, card, base)
+        self._start(make_trip(card, numbers), base, image_seed)
         if self.obs_mode != "symbolic":
             self._draw_images()
         if self.obs_mode == "perceived":
-            self._read_images()
-        self._obs_card = card if self._reads is None else int(self._reads[0][0])
-        self._bg = None
-        info = self._info(self._mask_l[base])
+            self._reads = self._reading.read(self._images)  # one batch: the card, then the signs
+            self._obs_card = int(self._reads[0][0])
+            self._obs_signs = (*self._reads[0][1:].tolist(), NO_SIGN)
+        info = self._info(base)
         info["stop_numbers"] = numbers
         if self._reads is not None:  # everything the reader read this episode, signs in map order
             info["signs_read"] = tuple(self._reads[0][1:].tolist())
@@ -226,36 +238,36 @@ class GridDrivingEnv(DigitModels, gym.Env):
             self.render()
         return self._observe(), info
 
-    def _start_from_options(self, options: dict[str, Any], base: int) -> int:
-        m = self.model
-        cell, heading, phase = m.base_parts(base)
-        if "start" in options:
-            start = options["start"]
-            ok = isinstance(start, Sequence) and len(start) == 3 and all(is_int(v) for v in start)
-            if not ok or not (0 <= start[2] < NUM_HEADINGS):
-                raise ValueError(f"options['start'] must be (row, col, heading 0-3), got {start!r}")
-            r, c, heading = (int(v) for v in start)
-            h, w = self.params.gmap.shape
-            if not (0 <= r < h and 0 <= c < w) or m.cell_index[r, c] < 0:
-                raise ValueError(f"options['start']: ({r}, {c}) is not a road cell of map {self.params.gmap.name!r}")
-            cell = int(m.cell_index[r, c])
-        if "phase" in options:
-            phase = options["phase"]
-            if not is_int(phase) or not 0 <= phase < m.period:
-                raise ValueError(f"options['phase'] must be an integer in 0..{m.period - 1}, got {phase!r}")
-        if cell in m.car_cells[int(phase)]:
-            raise ValueError(f"options: a car occupies {m.cells[cell]} at phase {phase}; choose another start")
-        return (cell * NUM_HEADINGS + heading) * m.period + int(phase)
+    def _next_start(self) -> tuple[tuple[int, ...], int, int, int]:
+        """(numbers, card, base, image seed) of the next episode; computed STARTS_BLOCK episodes at a time."""
+        j = self._episode - self._block_first
+        if not 0 <= j < len(self._block):
+            keys = episode_keys(np.full(STARTS_BLOCK, self._root), np.arange(STARTS_BLOCK) + self._episode)
+            s = self.model.episode_starts(keys)
+            numbers = map(tuple, s.numbers.tolist())
+            self._block = list(zip(numbers, s.card.tolist(), s.base.tolist(), s.image_seed.tolist(), strict=True))
+            self._block_first, j = self._episode, 0
+        self._episode += 1
+        return self._block[j]
+
+    def _start(self, trip: Trip, base: int, image_seed: int) -> None:
+        """Sets up an episode (also used by the vector env to show one of its sub-envs)."""
+        self._trip = trip
+        self._row = row_of(self.model.tables_list, base, trip_target(trip, len(trip.numbers)))
+        self._signs = (*trip.numbers, NO_SIGN)  # indexed by Tables.stop_slot
+        self._base, self._steps, self._return, self._done = base, 0, 0.0, False
+        self._last: tuple[int, dict[str, float], str] | None = None
+        self._image_seed, self._images = image_seed, None
+        self._reads: tuple[np.ndarray, np.ndarray] | None = None
+        self._obs_card, self._obs_signs = trip.card, self._signs  # what the observation shows (perceived: reads)
+        self._bg = None
 
     def _draw_images(self) -> None:
-        """This episode's handwriting: the card, then each stop's sign (from a seed drawn at reset)."""
-        if self._images is not None:
-            return
-        labels = np.array([self._trip.card, *self._trip.numbers], dtype=np.int64)
-        self._images = self._source(labels, np.random.default_rng(self._image_seed))
-
-    def _read_images(self) -> None:
-        self._reads = self._reading(self._images)  # one batch: the card, then the signs
+        """This episode's handwriting: the card, then each stop's sign (from the seed drawn at reset)."""
+        if self._images is None:
+            labels = np.array([[self._trip.card, *self._trip.numbers]], dtype=np.int64)
+            rngs = episode_rngs(np.array([self._image_seed], dtype=np.uint64), [self._image_bitgen])
+            self._images = draw_digits(self._source, labels, rngs)[0]
 
     def step(self, action):
         if self._base < 0:
@@ -270,13 +282,15 @@ class GridDrivingEnv(DigitModels, gym.Env):
                     f"({', '.join(f'{x.value}={x.name}' for x in Action)})"
                 )
         action = int(action)
-        base, terms, terminated, event = self.model.transition(self._base, action, self._trip)
-        reward = sum(terms)
+        t = self.model.tables_list
+        self._row, base, o = advance(t, self._row, action)
+        reward, terminated = t.reward[o], t.terminated[o]
         self._base = base
         self._steps += 1
         self._return += reward
-        info = self._info(self._mask_l[base])
-        info["reward_terms"] = dict(zip(REWARD_TERMS, terms, strict=True))
+        info = self._info(base)
+        info["reward_terms"] = dict(zip(REWARD_TERMS, t.terms[o], strict=True))
+        event = EVENTS[t.event[o]]
         if terminated:
             self._done = True
             info["event"] = event
@@ -286,37 +300,32 @@ class GridDrivingEnv(DigitModels, gym.Env):
             self.render()
         return self._observe(), reward, terminated, False, info
 
-    def _info(self, mask: np.ndarray) -> dict[str, Any]:
-        info: dict[str, Any] = {"action_mask": mask.copy(), "card": self._trip.card}
+    def _info(self, base: int) -> dict[str, Any]:
+        info: dict[str, Any] = {"action_mask": self.model.tables_list.masks[base].copy(), "card": self._trip.card}
         if self._reads is not None:
-            info["card_read"] = int(self._reads[0][0])
+            info["card_read"] = self._obs_card
             info["card_confidence"] = float(self._reads[1][0])
             if self.params.shuffle_stops:
-                k = self.model._stop_l[self._base // (NUM_HEADINGS * self.model.period)]
-                info["sign"] = NO_SIGN if k < 0 else self._trip.numbers[k]
+                slot = self.model.tables_list.stop_slot[base]
+                info["sign"] = self._signs[slot]
+                info["sign_read"] = self._obs_signs[slot]
                 # Off a stop there is no sign to read: NO_SIGN is known, not read, hence confidence 1.
-                info["sign_read"] = NO_SIGN if k < 0 else int(self._reads[0][k + 1])
-                info["sign_confidence"] = 1.0 if k < 0 else float(self._reads[1][k + 1])
+                k = len(self._trip.numbers)
+                info["sign_confidence"] = 1.0 if slot >= k else float(self._reads[1][slot + 1])
         return info
 
     def _observe(self):
         m, base = self.model, self._base
-        if self.obs_mode == "symbolic":
+        if self.obs_mode in ("symbolic", "perceived"):
             if m.n_sign == 1:
-                return base * NUM_DIGITS + self._trip.card
-            return m.index(base, self._trip.card, m.sign_component(base, self._trip.numbers))
-        if self.obs_mode == "perceived":
-            sign = 0
-            if m.n_sign > 1:
-                k = m._stop_l[base // (NUM_HEADINGS * m.period)]
-                sign = NO_SIGN if k < 0 else int(self._reads[0][k + 1])
-            return m.index(base, self._obs_card, sign)
+                return base * NUM_DIGITS + self._obs_card
+            return m.index(base, self._obs_card, self._obs_signs[m.tables_list.stop_slot[base]])
         if self.obs_mode == "pixels":
             if self._bg is None:
                 self._bg = self._get_raster().background(self._images[0], self._images[1:])
             return self._raster.frame(self._bg, base)
-        k = m._stop_l[base // (NUM_HEADINGS * m.period)]
-        sign = self._images[k + 1] if k >= 0 else np.zeros((DIGIT_PX, DIGIT_PX), dtype=np.uint8)
+        k = m.tables_list.stop_slot[base]
+        sign = self._images[k + 1] if k < len(self._trip.numbers) else np.zeros((DIGIT_PX, DIGIT_PX), dtype=np.uint8)
         return {"state": base, "card": self._images[0].copy(), "sign": sign.copy()}
 
     # ---- exact model ---------------------------------------------------------------------------------
@@ -437,3 +446,60 @@ class GridDrivingEnv(DigitModels, gym.Env):
         state.pop("P", None)  # cached, rebuilt on demand
         state.pop("_tabular", None)
         return state  # the digit source and the reader pickle by name (LazySource, LazyReader)
+
+
+# ---- shared with the vector env ------------------------------------------------------------------------
+def check_reset_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """``reset(options=...)`` checked: a dict (or None) whose keys are in :data:`RESET_OPTIONS`."""
+    return check_options(options, RESET_OPTIONS)
+
+
+def apply_reset_options(
+    m: DrivingModel, options: dict[str, Any], numbers: tuple[int, ...], card: int, base: int
+) -> tuple[int, int]:
+    """The (card, start base) of an episode after ``reset(options=...)`` fixed some of them."""
+    if "card" in options:
+        card = options["card"]
+        if not is_int(card) or card not in numbers:
+            raise ValueError(f"options['card']={card!r} is not a stop number this episode; stops: {numbers}")
+        card = int(card)
+    if "start" not in options and "phase" not in options:
+        return card, base
+    cell, heading, phase = m.base_parts(base)
+    if "start" in options:
+        start = options["start"]
+        ok = isinstance(start, Sequence) and len(start) == 3 and all(is_int(v) for v in start)
+        if not ok or not (0 <= start[2] < NUM_HEADINGS):
+            raise ValueError(f"options['start'] must be (row, col, heading 0-3), got {start!r}")
+        r, c, heading = (int(v) for v in start)
+        h, w = m.params.gmap.shape
+        if not (0 <= r < h and 0 <= c < w) or m.cell_index[r, c] < 0:
+            raise ValueError(f"options['start']: ({r}, {c}) is not a road cell of map {m.params.gmap.name!r}")
+        cell = int(m.cell_index[r, c])
+    if "phase" in options:
+        phase = options["phase"]
+        if not is_int(phase) or not 0 <= phase < m.period:
+            raise ValueError(f"options['phase'] must be an integer in 0..{m.period - 1}, got {phase!r}")
+    if cell in m.car_cells[int(phase)]:
+        raise ValueError(f"options: a car occupies {m.cells[cell]} at phase {phase}; choose another start")
+    return card, (cell * NUM_HEADINGS + heading) * m.period + int(phase)
+
+
+def draw_digits(source: LazySource, labels: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+    """The handwriting of M episodes: ``labels`` is ``(M, L)``, row i drawn with ``rngs[i]``; checked uint8.
+
+    A source may draw all rows at once by implementing ``draw_many(labels, rngs)`` (row i equal to
+    ``source(labels[i], rngs[i])``, as :class:`perceptgym.supervised.perception.MnistSource` does);
+    otherwise it is called once per episode, each with that episode's own Generator, so that what one
+    episode shows never depends on which other episodes are drawn with it.
+    """
+    many = getattr(source.source, "draw_many", None)
+    if many is None:
+        return np.stack([source(row, rng) for row, rng in zip(labels, rngs, strict=True)])
+    images = np.asarray(many(labels, rngs))
+    if images.shape != (*labels.shape, DIGIT_PX, DIGIT_PX) or images.dtype != np.uint8:
+        raise PerceptionError(
+            f"{source.name} returned {images.dtype} {images.shape[1:]} per episode from draw_many; "
+            f"expected uint8 {(labels.shape[1], DIGIT_PX, DIGIT_PX)}"
+        )
+    return images

@@ -15,6 +15,7 @@ from gymnasium.utils.env_checker import check_env, data_equivalence
 import perceptgym.envs
 from perceptgym.envs.grid_driving import Action, DrivingState, GridDrivingEnv, get_map, optimal_return, value_iteration
 from perceptgym.envs.grid_driving.constants import DIR_VECTORS, NO_SIGN, OBS_MODES, REWARD_TERMS
+from perceptgym.envs.grid_driving.core import make_trip
 from perceptgym.envs.grid_driving.maps import parse_map, procedural_map
 from tests.conftest import StubReader, StubSource
 
@@ -440,13 +441,22 @@ def test_registration_and_time_limit():
     assert spec.max_episode_steps == 200
     json.loads(spec.to_json())  # registered kwargs are JSON-friendly
     env = gym.make(ENV_ID, max_episode_steps=7)
-    env.reset(seed=0)
-    truncated = False
+    m = env.unwrapped.model
+    card = m.params.gmap.stop_numbers[0]
+    trip = make_trip(card, m.params.gmap.stop_numbers)
+
+    def waits_safely(base: int) -> bool:
+        for _ in range(7):
+            base, _, terminated, _ = m.transition(base, Action.WAIT, trip)
+            if terminated:
+                return False
+        return True
+
+    safe = next(int(b) for b in m.start_bases if waits_safely(int(b)))  # no car drives into it for 7 steps
+    env.reset(seed=0, options=start_options(env.unwrapped, safe, card))
     for i in range(7):
         _, _, terminated, truncated, _ = env.step(Action.WAIT)
-        if terminated:
-            pytest.skip("the wait was hit by a car; the seed decides")
-        assert truncated == (i == 6)
+        assert not terminated and truncated == (i == 6)
 
 
 def test_make_in_a_fresh_subprocess():

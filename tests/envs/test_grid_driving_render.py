@@ -24,8 +24,10 @@ def test_rgb_array_frames_have_the_declared_shape(map_name, seed):
     assert frame.shape == (h, w, 3) and frame.dtype == np.uint8
     frames = [frame]
     for a in (0, 0, 1, 0, 3, 4):
-        env.step(a)
+        _, _, terminated, _, _ = env.step(a)
         frames.append(env.render())
+        if terminated:  # a crash or a stop ends the trip: the frame after reset is a new one
+            env.reset()
     env.reset()
     frames.append(env.render())
     assert all(f.shape == frame.shape for f in frames)  # what RecordVideo needs: one size throughout
