@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 
 from perceptgym._cli import run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.agents.experiments.speed import agent_steps_per_s, ppo_steps_per_s, random_steps_per_s
 from perceptgym.agents.experiments.targets import TABULAR_AGENTS, cliff_walking, exact_targets
 
@@ -37,6 +38,9 @@ class Args:
     """also measure the learning targets: S&B Example 6.6, Taxi-v4, FrozenLake-v1 (20 / 5 seeds)"""
     seeds: int = 20
     """seeds for Example 6.6 (Taxi and FrozenLake use a quarter of them)"""
+
+    def __post_init__(self) -> None:
+        check_settings(self, at_least={"steps": 1, "repeats": 1, "sb3_steps": 1, "seeds": 1})
 
 
 def say(line: str) -> None:

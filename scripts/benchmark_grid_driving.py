@@ -27,6 +27,7 @@ import numpy as np
 
 import perceptgym.envs  # noqa: F401 - registers perceptgym/GridDriving-v0
 from perceptgym._cli import run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.supervised.checkpoint import write_json
 
 GRID_ID = "perceptgym/GridDriving-v0"
@@ -49,6 +50,9 @@ class Args:
     """handwriting for the rendered frames; a synthetic one is used if the shipped source is not available"""
     out: Path | None = None
     """write the results as JSON here"""
+
+    def __post_init__(self) -> None:
+        check_settings(self, at_least={"steps": 1, "repeats": 1, "frames": 1, "memory_steps": 0})
 
 
 def synthetic_source(labels, rng):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perceptgym._cli import run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.supervised.checkpoint import load_checkpoint, save_checkpoint, write_json
 from perceptgym.supervised.data import load_mnist
 from perceptgym.supervised.gan import (
@@ -66,6 +67,9 @@ class Args:
     """folder with the four standard MNIST IDX files (default: the cache, fetched on first use)"""
     progress: bool = True
     """show a progress bar"""
+
+    def __post_init__(self) -> None:
+        check_settings(self, at_least={"sample_every": 0, "per_class": 2, "n_real": 2}, above={"minutes": 0})
 
 
 def run(args: Args) -> dict:
