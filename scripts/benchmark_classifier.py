@@ -41,6 +41,8 @@ class Args:
 
     def __post_init__(self) -> None:
         check_settings(self, at_least={"eval_every": 1, "repeats": 1, "seed": 0})
+        for name in self.recipes:  # before the first recipe trains for minutes
+            recipe(name)
         if not all(0.0 < t <= 1.0 for t in self.thresholds):
             raise ValueError(f"thresholds={self.thresholds}: accuracies in (0, 1]")
 

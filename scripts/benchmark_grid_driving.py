@@ -53,6 +53,9 @@ class Args:
 
     def __post_init__(self) -> None:
         check_settings(self, at_least={"steps": 1, "repeats": 1, "frames": 1, "memory_steps": 0})
+        from perceptgym.envs.digits import check_source_name
+
+        check_source_name(self.digit_source)
 
 
 def synthetic_source(labels, rng):

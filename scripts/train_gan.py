@@ -73,9 +73,9 @@ class Args:
 
 
 def run(args: Args) -> dict:
+    data = load_mnist(args.data_dir)  # first: a bad --data-dir leaves nothing on disk
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "config.json", dataclasses.asdict(args))
-    data = load_mnist(args.data_dir)
     ck_path = args.out / "gan.pt"
     if ck_path.exists():
         print(f"resuming from {ck_path}")
