@@ -14,8 +14,24 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.wrappers import TimeLimit
 
 from perceptgym.agents.base import Agent, Transition
+from perceptgym.agents.config import check_positive_int
+
+DEFAULT_STEP_LIMIT = 10_000
+"""steps after which an episode of an env without a time limit is cut (truncated), so that no loop runs forever:
+a greedy policy can walk into a wall for ever in CliffWalking, which has none"""
+
+
+def has_time_limit(env: gym.Env) -> bool:
+    """Whether ``env`` or a wrapper below it is a :class:`gymnasium.wrappers.TimeLimit`."""
+    while True:
+        if isinstance(env, TimeLimit):
+            return True
+        if not isinstance(env, gym.Wrapper):
+            return False
+        env = env.env
 
 
 @dataclass(frozen=True)
@@ -58,11 +74,16 @@ def run_episode(
         agent: any agent; ``learn=True`` needs a step learner (``update_step`` or ``update``).
         learn: explore and update after each step.
         seed: passed to ``env.reset`` (give it for the first episode only).
-        max_steps: stop after this many steps, treated as a truncation (the last target still bootstraps).
+        max_steps: stop after this many steps, treated as a truncation (the last target still bootstraps);
+            None: the env's time limit, or :data:`DEFAULT_STEP_LIMIT` for an env without one.
 
     Returns:
         (return, length, terminated, success).
     """
+    if max_steps is None:
+        max_steps = None if has_time_limit(env) else DEFAULT_STEP_LIMIT
+    else:
+        check_positive_int("max_steps", max_steps)
     obs, info = env.reset(seed=seed)
     act, step = agent.act, env.step
     fast = getattr(agent, "update_step", None)
@@ -102,6 +123,7 @@ def train(
     seed: int | None = None,
     callback: EpisodeCallback | None = None,
     start_step: int = 0,
+    start_episode: int | None = None,
 ) -> list[Episode]:
     """Trains a step learner for ``n_episodes`` episodes and/or ``total_timesteps`` env steps.
 
@@ -113,16 +135,24 @@ def train(
     Args:
         seed: seeds the first ``env.reset`` only (Gymnasium's convention); None continues the env's RNG.
         start_step: env steps already taken (when resuming), so ``global_step`` continues.
+        start_episode: episodes already played (when resuming); None: ``agent.episode`` where the agent counts
+            them (tabular agents), else 0.
     """
     if n_episodes is None and total_timesteps is None:
         raise ValueError("train needs n_episodes or total_timesteps")
+    for name, value in (("n_episodes", n_episodes), ("total_timesteps", total_timesteps)):
+        if value is not None:
+            check_positive_int(name, value)
+    cap = None if has_time_limit(env) else DEFAULT_STEP_LIMIT
     end_episode = getattr(agent, "end_episode", None)
-    first = int(getattr(agent, "episode", 0))
+    first = int(getattr(agent, "episode", 0)) if start_episode is None else start_episode
     global_step = start_step
     history: list[Episode] = []
     index = first
     while (n_episodes is None or index < n_episodes) and (total_timesteps is None or global_step < total_timesteps):
         budget = None if total_timesteps is None else total_timesteps - global_step
+        if budget is not None and cap is not None:
+            budget = min(budget, cap)
         ep_return, length, terminated, success = run_episode(
             env, agent, learn=True, seed=seed if index == first else None, max_steps=budget
         )
@@ -162,8 +192,7 @@ def evaluate(
     ``seed`` seeds the first reset only, so the episodes differ but the whole evaluation is reproducible.
     See :func:`is_success` for how success is decided.
     """
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes={n_episodes} must be >= 1")
+    check_positive_int("n_episodes", n_episodes)
     results = [
         run_episode(env, agent, learn=False, seed=seed if i == 0 else None, max_steps=max_steps)
         for i in range(n_episodes)

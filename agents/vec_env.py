@@ -29,7 +29,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from perceptgym.agents.env_factory import build_env
+from perceptgym.agents.env_factory import ImportPolicy, build_env, import_module
 
 
 def unbatch_info(info: Mapping[str, Any], rows: Sequence[int]) -> list[dict[str, Any]]:
@@ -254,7 +254,11 @@ def has_sb3_vector_env(env_id: str) -> bool:
 
 
 def make_sb3_vec_env(
-    env_id: str, n_envs: int, seed: int | None = None, settings: Mapping[str, Any] | None = None
+    env_id: str,
+    n_envs: int,
+    seed: int | None = None,
+    settings: Mapping[str, Any] | None = None,
+    policy: ImportPolicy | None = None,
 ) -> VecEnv:
     """The VecEnv SB3 trains on for ``n_envs`` copies of ``env_id``, seeded env i with ``seed + i``.
 
@@ -264,6 +268,9 @@ def make_sb3_vec_env(
     ``settings`` are a run's env keys (``env_kwargs``, ``max_episode_steps``, ``env_wrappers``).
     """
     settings = dict(settings or {})
+    module, sep, _ = env_id.partition(":")
+    if sep and policy is not None:  # a module named by a file (a run's config.json) is imported only if trusted
+        import_module(module, "env", policy, env_id)
     if has_sb3_vector_env(env_id) and not settings.get("env_wrappers"):
         kwargs = dict(settings.get("env_kwargs") or {})
         if settings.get("max_episode_steps"):
@@ -276,4 +283,4 @@ def make_sb3_vec_env(
         if seed is not None:
             vec.seed(seed)
         return vec
-    return make_vec_env(partial(build_env, env_id, settings), n_envs=n_envs, seed=seed)
+    return make_vec_env(partial(build_env, env_id, settings, policy=policy), n_envs=n_envs, seed=seed)

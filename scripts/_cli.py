@@ -1,9 +1,24 @@
-"""What every program shares: tyro parsing, and one clear error line with exit code 2 instead of a traceback."""
+"""What every program shares: tyro parsing, one clear error line with exit code 2 instead of a traceback, and a
+safe import path.
+
+* Bad settings and bad files (every checkpoint, data and settings error of the library is a ValueError or an
+  OSError) print ``<prog>: error: <message>`` and return 2. Command-line parse errors are tyro's (exit code 2,
+  naming the argument). An unexpected exception prints one line saying so and returns 1; ``--debug`` (anywhere
+  on the command line, or ``PERCEPTGYM_DEBUG=1``) shows the traceback instead.
+* ``python -m perceptgym.<program>`` puts the working directory first on ``sys.path``, so any module imported
+  later (plug-ins, and the libraries imported lazily) could come from a ``.py`` in it, e.g. from inside a shared
+  run directory. The programs run without it, as the ``perceptgym`` command does (``PYTHONPATH`` still works).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import tyro
@@ -13,6 +28,7 @@ T = TypeVar("T")
 #: The errors a program turns into ``<prog>: error: <message>`` and exit code 2: bad settings and bad files
 #: (every checkpoint and data error of the library derives from ValueError or OSError).
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError)
+DEBUG_FLAG = "--debug"
 
 
 def run_program(
@@ -28,18 +44,82 @@ def run_program(
     ``body`` may return an int (the exit code) or anything else (success). Ctrl-C prints ``on_interrupt(args)``
     (what was saved, how to resume) and returns 130.
     """
-    args = tyro.cli(
-        args_type,
-        args=None if argv is None else list(argv),
-        prog=prog,
-        description=sys.modules[body.__module__].__doc__,
-    )
-    try:
-        result = body(args)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted" + (f": {on_interrupt(args)}" if on_interrupt else ""), file=sys.stderr)
-        return 130
-    except USER_ERRORS as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in argv or os.environ.get("PERCEPTGYM_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != DEBUG_FLAG]
+    description = (sys.modules[body.__module__].__doc__ or "") + f"\n{DEBUG_FLAG}: show the traceback of an error."
+    args = None
+    with _without_working_directory():
+        try:
+            args = tyro.cli(args_type, args=argv, prog=prog, description=description)
+            result = body(args)
+        except SystemExit as e:  # tyro's --help (0) and its parse errors (2), already printed
+            if isinstance(e.code, str):
+                print(f"{prog}: error: {e.code}", file=sys.stderr)
+            return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+        except KeyboardInterrupt:
+            note = on_interrupt(args) if on_interrupt is not None and args is not None else ""
+            print(f"{prog}: interrupted" + (f": {note}" if note else ""), file=sys.stderr)
+            return 130
+        except USER_ERRORS as e:
+            if debug:
+                traceback.print_exc()
+            print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+            return 2
+        except Exception as e:
+            if debug:
+                raise
+            print(
+                f"{prog}: internal error ({type(e).__name__}: {_one_line(e)}); this is a bug, please report it "
+                f"(rerun with {DEBUG_FLAG} for the traceback)",
+                file=sys.stderr,
+            )
+            return 1
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+@contextlib.contextmanager
+def _without_working_directory() -> Iterator[None]:
+    """Removes ``sys.path[0]`` while the program runs when it is the working directory (``python -m``)."""
+    entry = sys.path[0] if sys.path else None
+    local = entry is not None and Path(entry or ".").resolve() == Path.cwd().resolve()
+    if local:
+        del sys.path[0]
+    try:
+        yield
+    finally:
+        if local:
+            sys.path.insert(0, entry)
+
+
+def parse_json_object(text: str | None, setting: str) -> dict[str, Any] | None:
+    """``--env-kwargs '{"a": 1}'`` -> ``{"a": 1}``, with an error naming the setting (None stays None)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{setting} {text!r} is not JSON ({e})") from e
+    if not isinstance(value, dict):
+        raise ValueError(f"{setting} must be a JSON object such as '{{\"key\": 1}}', got {text!r}")
+    return value
+
+
+def parse_overrides(items: Sequence[str], setting: str = "--set") -> dict[str, Any]:
+    """``("alpha=0.5", "net_arch=[64, 64]")`` -> ``{"alpha": 0.5, "net_arch": [64, 64]}`` (values are YAML)."""
+    import yaml
+
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{setting} {item!r}: use key=value")
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{setting} {item!r}: the value is not valid YAML ({' '.join(str(e).split())})") from e
+    return overrides

@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import gymnasium as gym
-
 from perceptgym._cli import run_program
+from perceptgym.agents.config import check_settings
+from perceptgym.agents.env_factory import make_env
 from perceptgym.agents.experiments.speed import agent_steps_per_s, ppo_steps_per_s, random_steps_per_s
 from perceptgym.agents.experiments.targets import TABULAR_AGENTS, cliff_walking, exact_targets
 
@@ -38,13 +38,16 @@ class Args:
     seeds: int = 20
     """seeds for Example 6.6 (Taxi and FrozenLake use a quarter of them)"""
 
+    def __post_init__(self) -> None:
+        check_settings(self, at_least={"steps": 1, "repeats": 1, "sb3_steps": 1, "seeds": 1})
+
 
 def say(line: str) -> None:
     print(line, flush=True)
 
 
 def run(args: Args) -> None:
-    env = gym.make(args.env)
+    env = make_env(args.env)
     results: dict[str, list[float]] = {"random": [], **{name: [] for name in args.agents}}
     for r in range(args.repeats):
         results["random"].append(random_steps_per_s(env, args.steps, seed=r))

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from perceptgym._cli import run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.supervised.classifier import recipe, save_classifier, train
 from perceptgym.supervised.data import load_mnist
 from perceptgym.supervised.perception import DigitReader
@@ -37,6 +38,13 @@ class Args:
     repeats: int = 5
     """repeats of each inference measurement (the median is reported)"""
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_settings(self, at_least={"eval_every": 1, "repeats": 1, "seed": 0})
+        for name in self.recipes:  # before the first recipe trains for minutes
+            recipe(name)
+        if not all(0.0 < t <= 1.0 for t in self.thresholds):
+            raise ValueError(f"thresholds={self.thresholds}: accuracies in (0, 1]")
 
 
 def time_to(history: list[dict], threshold: float) -> float | None:

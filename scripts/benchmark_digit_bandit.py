@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from perceptgym._cli import run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.envs.digit_bandit import ENV_ID, register_digit_bandit
 from perceptgym.envs.digit_bandit.env import DigitBanditEnv
 
@@ -35,6 +36,9 @@ class Args:
     """sub-envs of the vector-env measurement"""
     repeats: int = 3
     """best of this many measurements"""
+
+    def __post_init__(self) -> None:
+        check_settings(self, at_least={"rounds": 1, "num_envs": 1, "repeats": 1})
 
 
 def rate_raw(env: gym.Env, rounds: int, rng: np.random.Generator) -> float:

@@ -40,6 +40,7 @@ import numpy as np
 
 import perceptgym.envs  # noqa: F401 - registers perceptgym/GridDriving-v0
 from perceptgym._cli import run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.envs.grid_driving.constants import OBS_MODES
 from perceptgym.supervised.checkpoint import write_json
 
@@ -85,6 +86,12 @@ class Args:
     """tiny budgets everywhere: checks that every section runs (numbers mean little)"""
     out: Path | None = None
     """write the results as JSON here"""
+
+    def __post_init__(self) -> None:
+        check_settings(self, at_least={"steps": 1, "repeats": 1, "frames": 1, "memory_steps": 0})
+        from perceptgym.envs.digits import check_source_name
+
+        check_source_name(self.digit_source)
 
 
 def synthetic_source(labels, rng):

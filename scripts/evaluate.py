@@ -8,14 +8,14 @@ Success is ``info["is_success"]`` where the env reports it, else a positive rewa
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import tyro
 
-from perceptgym.agents.base import CheckpointError
+from perceptgym._cli import parse_json_object, run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.agents.loop import evaluate
 from perceptgym.agents.playback import load_run, record_episode, save_gif
 
@@ -41,32 +41,37 @@ class Args:
     trust_checkpoint: bool = False
     """allow an SB3 .zip checkpoint (written by older perceptgym): SB3 unpickles it, which runs any code the file
     holds, so use this only for a file you made yourself (re-save it to get the safe .pt format)"""
+    trust_plugins: bool = False
+    """import the modules the run's config.json names (plug-ins, env and wrapper modules other than perceptgym's
+    and Gymnasium's); importing a module runs its code, so use this only for a run directory you trust"""
+
+    def __post_init__(self) -> None:
+        check_settings(self, at_least={"episodes": 1, "seed": 0, "video_episodes": 1, "fps": 1})
+
+
+def run(args: Args) -> None:
+    env_kwargs = parse_json_object(args.env_kwargs, "--env-kwargs")
+    trust = {"trust_checkpoint": args.trust_checkpoint, "trust_plugins": args.trust_plugins}
+    loaded = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs, **trust)
+    try:
+        result = evaluate(loaded.agent, loaded.env, args.episodes, seed=args.seed)
+    finally:
+        loaded.env.close()
+    print(f"{loaded.env_id} · {loaded.checkpoint}")
+    print(f"mean {result}")
+    if args.video:
+        video = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs, render_mode="rgb_array", **trust)
+        frames = []
+        try:
+            for i in range(args.video_episodes):
+                frames += record_episode(video.env, video.agent, seed=args.seed + i)[0]
+        finally:
+            video.env.close()
+        print(f"video: {save_gif(frames, args.video, args.fps)} ({len(frames)} frames)")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym evaluate") -> int:
-    args = tyro.cli(Args, args=None if argv is None else list(argv), prog=prog, description=__doc__)
-    try:
-        env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else None
-        run = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs, trust_checkpoint=args.trust_checkpoint)
-        result = evaluate(run.agent, run.env, args.episodes, seed=args.seed)
-        print(f"{run.env_id} · {run.checkpoint}")
-        print(f"mean {result}")
-        if args.video:
-            video = load_run(
-                args.path,
-                env_id=args.env,
-                env_kwargs=env_kwargs,
-                render_mode="rgb_array",
-                trust_checkpoint=args.trust_checkpoint,
-            )
-            frames = []
-            for i in range(args.video_episodes):
-                frames += record_episode(video.env, video.agent, seed=args.seed + i)[0]
-            print(f"video: {save_gif(frames, args.video, args.fps)} ({len(frames)} frames)")
-    except (ValueError, CheckpointError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_program(run, Args, argv, prog)
 
 
 if __name__ == "__main__":

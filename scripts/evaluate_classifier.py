@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perceptgym._cli import run_program
-from perceptgym.supervised.checkpoint import CheckpointError
 from perceptgym.supervised.classifier import evaluate, load_classifier
 from perceptgym.supervised.data import load_mnist
 from perceptgym.supervised.perception import SHIPPED
@@ -32,10 +31,7 @@ class Args:
 
 def run(args: Args) -> float:
     path = SHIPPED.get(args.checkpoint, Path(args.checkpoint))
-    try:
-        loaded = load_classifier(path)
-    except CheckpointError as e:
-        sys.exit(f"error: {e}")
+    loaded = load_classifier(path)
     data = load_mnist(args.data_dir)
     metrics = evaluate(loaded.model, loaded.preprocess, data.test_images, data.test_labels)
     print(f"{path} ({loaded.model.cfg.arch}) on the 10,000 official MNIST test digits")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from perceptgym._cli import run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.supervised.checkpoint import write_json
 from perceptgym.supervised.classifier import load_classifier
 from perceptgym.supervised.data import load_mnist
@@ -48,6 +49,10 @@ class Args:
     benchmark: int = 0
     """also time the GAN digit source on this many digits (requests of 1,000 labels each; 0: skip)"""
 
+    def __post_init__(self) -> None:
+        # per_class >= 2: a covariance needs two samples
+        check_settings(self, at_least={"per_class": 2, "n_real": 2, "seed": 0, "benchmark": 0})
+
 
 def benchmark_source(path: Path, n: int, request: int = 1000) -> float:
     """Digits per second of :class:`GanSource` (one thread), asked for ``request`` random labels at a time."""
@@ -61,8 +66,6 @@ def benchmark_source(path: Path, n: int, request: int = 1000) -> float:
 
 
 def run(args: Args) -> dict:
-    if args.per_class < 2:
-        raise ValueError(f"per_class must be >= 2 (a covariance needs two samples), got {args.per_class}")
     loaded = load_generator(args.gan)
     scores = score_generator(
         loaded.generator,

@@ -18,6 +18,7 @@ import gymnasium as gym
 
 import perceptgym.envs  # noqa: F401 - registers perceptgym/GridDriving-v0
 from perceptgym._cli import run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.envs.grid_driving.core import Action
 
 Command = Action | Literal["reset", "quit"] | None
@@ -64,6 +65,10 @@ class Args:
     """window frames per second"""
     end_pause_ms: int = 600
     """pause after a trip ends so you can see how it ended [ms]"""
+
+    def __post_init__(self) -> None:
+        minimums = {"map_seed": 0, "n_cars": 0, "seed": 0, "max_frames": 0, "fps": 1, "end_pause_ms": 0}
+        check_settings(self, at_least=minimums)
 
 
 class Controller:

@@ -17,6 +17,7 @@ from pathlib import Path
 import tyro
 
 from perceptgym._cli import run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.agents.experiments.curves import group_curves, plot_curves
 
 
@@ -34,6 +35,13 @@ class Args:
     """figure title (default: the env ids)"""
     ylim: tuple[float, float] | None = None
     """y-axis range, e.g. --ylim -100 0 for CliffWalking as in Sutton & Barto's figure"""
+
+    def __post_init__(self) -> None:
+        check_settings(self, at_least={"smooth": 1})
+        if self.x not in ("episode", "global_step"):
+            raise ValueError(f"x={self.x!r}: use episode or global_step")
+        if not self.runs:
+            raise ValueError("give at least one run directory")
 
 
 def run(args: Args) -> None:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from perceptgym._cli import run_program
-from perceptgym.agents.experiments.bandit_sweep import BanditSweep, run_bandits, sweep_dir
+from perceptgym.agents.experiments.bandit_sweep import BanditSweep, run_bandits
 
 Args = BanditSweep
 
@@ -39,11 +38,10 @@ def print_table(summary: dict[str, Any]) -> None:
     Console().print(table)
 
 
-def run(args: Args) -> Path:
-    run_dir = sweep_dir(args)
-    print_table(run_bandits(args, run_dir=run_dir))
-    print(f"results in {run_dir}")
-    return run_dir
+def run(args: Args) -> None:
+    summary = run_bandits(args)
+    print_table(summary)
+    print(f"results in {summary['run_dir']}")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym bandit") -> int:

@@ -2,8 +2,9 @@
 
 Hyperparameters come from ``agents/hyperparams/<agent>.yml`` (the ``default`` entry, then the env's own);
 ``--set key=value`` overrides them (values are parsed as YAML: ``--set n_episodes=200 alpha=0.5``). The run
-goes to ``runs/{env}__{agent}__{seed}__{time}/``. Ctrl-C saves a checkpoint; continue with
-``--resume <run dir>`` (add ``--set n_episodes=...`` there to extend a finished run).
+goes to ``runs/{env}__{agent}__{seed}__{time}/``. Checkpoints are saved at the start, every 60 s
+(``--set checkpoint_seconds=...``) and on Ctrl-C (at the end of the episode: press it twice to stop at once);
+continue with ``--resume <run dir>`` (add ``--set n_episodes=...`` there to extend a finished run).
 
 The env may be a Gymnasium id (``FrozenLake-v1``), one of ours (``perceptgym/GridDriving-v0``, also as
 ``perceptgym:perceptgym/GridDriving-v0``) or your own class as ``package.module:MyEnv``.
@@ -16,9 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import tyro
-import yaml
-
+from perceptgym._cli import parse_overrides, run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.agents.registry import agent_names
 from perceptgym.agents.training import HYPERPARAMS_DIR, import_plugins, train_run
 
@@ -34,7 +34,7 @@ class Args:
     set: tuple[str, ...] = ()
     """hyperparameter overrides as key=value (YAML values), e.g. --set n_episodes=100 alpha=0.5"""
     resume: str | None = None
-    """continue the run in this directory (after Ctrl-C, or to extend it)"""
+    """continue the run in this directory (after Ctrl-C or a kill, or to extend it)"""
     runs_dir: str = "runs"
     """where new run directories go"""
     hyperparams_dir: str = str(HYPERPARAMS_DIR)
@@ -48,50 +48,37 @@ class Args:
     trust_checkpoint: bool = False
     """with --resume: allow an SB3 .zip checkpoint (written by older perceptgym); SB3 unpickles it, which runs any
     code the file holds, so use this only for a run you made yourself"""
+    trust_plugins: bool = False
+    """with --resume: import the modules the run's config.json names (plug-ins, env and wrapper modules other than
+    perceptgym's and Gymnasium's); importing a module runs its code, so use this only for a run you trust"""
     list_agents: bool = False
     """print the registered agent names and exit"""
 
-
-def parse_overrides(items: tuple[str, ...]) -> dict:
-    """``("alpha=0.5", "net_arch=[64, 64]")`` -> ``{"alpha": 0.5, "net_arch": [64, 64]}``."""
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set {item!r}: use key=value")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
+    def __post_init__(self) -> None:
+        check_settings(self, at_least={"seed": 0})
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "perceptgym train") -> int:
-    args = tyro.cli(Args, args=None if argv is None else list(argv), prog=prog, description=__doc__)
-    try:
-        import_plugins(args.plugin)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def run(args: Args) -> int:
     if args.list_agents:
+        import_plugins(args.plugin)
         print("\n".join(agent_names()))
         return 0
-    try:
-        if args.resume is None and (args.env is None or args.agent is None):
-            raise ValueError("give --env and --agent (or --resume <run dir>)")
-        result = train_run(
-            args.env,
-            args.agent,
-            seed=args.seed,
-            overrides=parse_overrides(args.set),
-            runs_dir=args.runs_dir,
-            resume=args.resume,
-            progress=args.progress,
-            tensorboard=args.tensorboard,
-            hyperparams_dir=Path(args.hyperparams_dir),
-            plugins=args.plugin,
-            trust_checkpoint=args.trust_checkpoint,
-        )
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.resume is None and (args.env is None or args.agent is None):
+        raise ValueError("give --env and --agent (or --resume <run dir>)")
+    result = train_run(
+        args.env,
+        args.agent,
+        seed=args.seed,
+        overrides=parse_overrides(args.set),
+        runs_dir=args.runs_dir,
+        resume=args.resume,
+        progress=args.progress,
+        tensorboard=args.tensorboard,
+        hyperparams_dir=Path(args.hyperparams_dir),
+        plugins=args.plugin,
+        trust_checkpoint=args.trust_checkpoint,
+        trust_plugins=args.trust_plugins,
+    )
     print(f"run: {result.run_dir}")
     if result.interrupted:
         return 130
@@ -99,6 +86,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "perceptgym train") -> i
     if result.eval is not None:
         print(f"greedy evaluation: {result.eval}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "perceptgym train") -> int:
+    return run_program(run, Args, argv, prog)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@
     python scripts/train_classifier.py --recipe mlp         # the seed's tutorial MLP (5 epochs, batch 32)
     python scripts/train_classifier.py --recipe cnn-long    # augmentation, 15 epochs: >= 99.5%
 
+Ctrl-C (at the end of the optimiser step) and, every 60 s, the training state is saved to ``<out>.resume.pt``;
+running the same command again continues from it and ends with the same model as an uninterrupted run (the
+file is deleted when training completes).
+
 The shipped ``supervised/checkpoints/cnn.pt`` was made with
 ``python scripts/train_classifier.py --recipe cnn --seed 0 --out supervised/checkpoints/cnn.pt``.
 """
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perceptgym._cli import run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.supervised.checkpoint import write_json
 from perceptgym.supervised.classifier import recipe, save_classifier, train
 from perceptgym.supervised.data import load_mnist
@@ -40,8 +45,17 @@ class Args:
     """folder with the four standard MNIST IDX files (default: the cache, fetched on first use)"""
     eval_every: int = 0
     """also evaluate on the test set every N steps (0: once per epoch)"""
+    checkpoint_seconds: float = 60.0
+    """save the training state to <out>.resume.pt every this many seconds (0: only on Ctrl-C)"""
     progress: bool = True
     """show a progress bar"""
+
+    def __post_init__(self) -> None:
+        check_settings(self, at_least={"epochs": 1, "seed": 0, "threads": 1, "eval_every": 0, "checkpoint_seconds": 0})
+
+    @property
+    def resume_path(self) -> Path:
+        return self.out.with_name(self.out.stem + ".resume.pt")
 
 
 def run(args: Args) -> float:
@@ -50,6 +64,8 @@ def run(args: Args) -> float:
         train_cfg, seed=args.seed, threads=args.threads, **({"epochs": args.epochs} if args.epochs else {})
     )
     data = load_mnist(args.data_dir)
+    if args.resume_path.exists():
+        print(f"resuming from {args.resume_path}")
     result = train(
         model_cfg,
         train_cfg,
@@ -59,6 +75,8 @@ def run(args: Args) -> float:
         data.test_labels,
         eval_every=args.eval_every,
         progress=args.progress,
+        resume_path=args.resume_path,
+        checkpoint_seconds=args.checkpoint_seconds,
     )
     metrics = result.metrics
     train_args = {
@@ -87,10 +105,14 @@ def run(args: Args) -> float:
     return metrics.accuracy
 
 
+def _interrupted(args: Args) -> str:
+    if args.resume_path.exists():
+        return f"training state saved in {args.resume_path}; run the same command to resume"
+    return "interrupted before training started: nothing to resume"
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym train-classifier") -> int:
-    return run_program(
-        run, Args, argv, prog, on_interrupt=lambda args: "no checkpoint written (checkpoints are written atomically)"
-    )
+    return run_program(run, Args, argv, prog, on_interrupt=_interrupted)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perceptgym._cli import run_program
+from perceptgym.agents.config import check_settings
 from perceptgym.supervised.checkpoint import load_checkpoint, save_checkpoint, write_json
 from perceptgym.supervised.data import load_mnist
 from perceptgym.supervised.gan import (
@@ -67,11 +68,14 @@ class Args:
     progress: bool = True
     """show a progress bar"""
 
+    def __post_init__(self) -> None:
+        check_settings(self, at_least={"sample_every": 0, "per_class": 2, "n_real": 2}, above={"minutes": 0})
+
 
 def run(args: Args) -> dict:
+    data = load_mnist(args.data_dir)  # first: a bad --data-dir leaves nothing on disk
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "config.json", dataclasses.asdict(args))
-    data = load_mnist(args.data_dir)
     ck_path = args.out / "gan.pt"
     if ck_path.exists():
         print(f"resuming from {ck_path}")

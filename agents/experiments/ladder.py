@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from perceptgym.agents.config import check_seeds, check_settings
 from perceptgym.agents.experiments.driving import (
     budget_key,
     evaluate_run,
@@ -96,10 +97,8 @@ class LadderSettings:
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("seeds: give at least one seed")
-        for name, low in (("episodes", 1), ("pixels_steps", 0), ("eval_episodes", 1)):
-            value = getattr(self, name)
-            if value is not None and value < low:
-                raise ValueError(f"{name}={value} must be >= {low}")
+        check_seeds(self.seeds)
+        check_settings(self, at_least={"episodes": 1, "pixels_steps": 0, "eval_episodes": 1})
 
 
 def budgets(settings: LadderSettings) -> dict[str, dict[str, int]]:

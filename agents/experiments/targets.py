@@ -39,7 +39,7 @@ def _trained(name: str, env_id: str, seed: int) -> tuple[gym.Env, Any, list]:
     run, config = split_hyperparams(name, load_hyperparams(name, env_id))
     env = gym.make(env_id)
     agent = make_agent(name, env.observation_space, env.action_space, config, seed=seed)
-    history = train(env, agent, n_episodes=run["n_episodes"], seed=seed)
+    history = train(env, agent, n_episodes=run.n_episodes, seed=seed)
     return env, agent, history
 
 

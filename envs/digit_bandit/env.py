@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -233,6 +234,46 @@ class DigitBanditEnv(DigitModels, gym.Env):
 
     def _observe(self) -> Any:
         return observe(self.obs_mode, self._block, self._read, self._i)
+
+    # ------------------------------------------------------------------ resuming a training run
+    def get_resume_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """What, besides ``np_random``, the next rounds depend on: the block of drawn contexts and the counters.
+
+        A training run saves it with its checkpoints (as JSON and arrays, never a pickle) so that a resumed
+        run sees the same digits as an uninterrupted one; :meth:`set_resume_state` puts it back.
+        """
+        meta = {
+            "i": self._i,
+            "round": self._round,
+            "cumulative_regret": self.cumulative_regret,
+            "has_block": self._block is not None,
+            "has_read": self._read is not None,
+        }
+        arrays = {"perm": self._perm.copy()}
+        if self._block is not None:
+            arrays |= {f"block_{k}": v for k, v in dataclasses.asdict(self._block).items()}
+        if self._read is not None:
+            arrays |= {"read_labels": self._read[0], "read_confidences": self._read[1]}
+        return meta, arrays
+
+    def set_resume_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Restores :meth:`get_resume_state` (between rounds); a ValueError if it does not fit this env."""
+        perm = np.asarray(arrays["perm"], dtype=np.int64)
+        if sorted(perm.tolist()) != list(range(NUM_DIGITS)):
+            raise ValueError("perm is not a permutation of the 10 labels")
+        block = None
+        if meta["has_block"]:
+            block = Block(**{f.name: arrays[f"block_{f.name}"] for f in dataclasses.fields(Block)})
+            n = len(block.labels)
+            if block.images.shape != (n, *IMAGE_SHAPE) or not 0 <= int(meta["i"]) < n:
+                raise ValueError(f"a block of {n} rounds with images {block.images.shape} at round {meta['i']}")
+        read = (arrays["read_labels"], arrays["read_confidences"]) if meta["has_read"] else None
+        if block is not None and (read is not None) != (self.obs_mode in PERCEIVED_MODES):
+            raise ValueError(f"the saved state does not match obs_mode={self.obs_mode!r}")
+        self._block, self._read, self._perm = block, read, perm
+        self._i, self._round = int(meta["i"]), int(meta["round"])
+        self.cumulative_regret = float(meta["cumulative_regret"])
+        self._pending, self._last_action = False, None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

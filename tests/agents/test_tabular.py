@@ -229,10 +229,10 @@ def test_taxi_reaches_optimal_return():
     from perceptgym.agents.training import load_hyperparams, split_hyperparams
 
     run, config = split_hyperparams("q_learning", load_hyperparams("q_learning", "Taxi-v4"))
-    assert run["n_episodes"] <= 10_000
+    assert run.n_episodes <= 10_000
     env = gym.make("Taxi-v4")
     agent = make_agent("q_learning", env.observation_space, env.action_space, config, seed=0)
-    train(env, agent, n_episodes=run["n_episodes"], seed=0)
+    train(env, agent, n_episodes=run.n_episodes, seed=0)
     greedy = agent.q.argmax(axis=1)
     assert abs(policy_value(env, greedy, 200) - 7.93) < 0.15  # exact, from Taxi's P
     assert abs(evaluate(agent, env, 2000, seed=1).mean_return - 7.93) < 0.15
@@ -245,6 +245,6 @@ def test_frozenlake_slippery_success():
     run, config = split_hyperparams("q_learning", load_hyperparams("q_learning", "FrozenLake-v1"))
     env = gym.make("FrozenLake-v1")
     agent = make_agent("q_learning", env.observation_space, env.action_space, config, seed=0)
-    train(env, agent, n_episodes=run["n_episodes"], seed=0)
+    train(env, agent, n_episodes=run.n_episodes, seed=0)
     assert policy_value(env, agent.q.argmax(axis=1), 100) >= 0.70  # optimal: 0.744
     assert evaluate(agent, env, 2000, seed=1).success_rate >= 0.70

@@ -110,7 +110,7 @@ def test_every_shipped_hyperparameter_entry_builds_its_env_and_agent(agent, env_
     if env_id == "default":
         return
     gym.spec(env_id)  # registered (perceptgym ids included)
-    env = build_env(env_id, run, tabular=agent_entry(agent).kind == "tabular")
+    env = build_env(env_id, run.env_settings(), tabular=agent_entry(agent).kind == "tabular")
     try:
         make_agent(agent, env.observation_space, env.action_space, config, seed=0)
     finally:

@@ -201,5 +201,5 @@ def test_evaluate_classifier_script(tmp_path, capsys):
     accuracy = run(Args(checkpoint="cnn", png=tmp_path / "c.png"))
     assert accuracy >= 0.99 and (tmp_path / "c.png").stat().st_size > 0
     assert "accuracy" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="does not exist"):
+    with pytest.raises(CheckpointError, match="does not exist"):
         run(Args(checkpoint=str(tmp_path / "missing.pt")))

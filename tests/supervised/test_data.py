@@ -43,15 +43,42 @@ def test_parse_idx_round_trip_and_refusals():
         mnist.parse_idx(b"\x00")
 
 
-def test_read_idx_dir_from_files_the_test_writes(tmp_path):
-    rng = np.random.default_rng(1)
-    ref = fake_mnist(rng)
+@pytest.fixture(scope="module")
+def real_mnist() -> MnistData:
+    return mnist.load_mnist(verbose=False)
+
+
+@pytest.fixture(scope="module")
+def real_idx_dir(real_mnist, tmp_path_factory):
+    """The four official MNIST files, uncompressed, as the test writes them from the verified data."""
+    folder = tmp_path_factory.mktemp("idx")
     for key, stem in mnist.IDX_FILES.items():
-        (tmp_path / stem).write_bytes(idx_bytes(getattr(ref, key)))
-    got = mnist.read_idx_dir(tmp_path)
+        (folder / stem).write_bytes(idx_bytes(getattr(real_mnist, key)))
+    return folder
+
+
+def test_read_idx_dir_from_plain_official_files(real_idx_dir, real_mnist):
+    got = mnist.read_idx_dir(real_idx_dir)
     for key in mnist.IDX_FILES:
-        np.testing.assert_array_equal(getattr(got, key), getattr(ref, key))
+        np.testing.assert_array_equal(getattr(got, key), getattr(real_mnist, key))
     assert got.train_labels.dtype == np.int64
+
+
+def test_plain_idx_files_are_checksum_verified(real_idx_dir, tmp_path):
+    import shutil
+
+    for stem in mnist.IDX_FILES.values():
+        shutil.copy(real_idx_dir / stem, tmp_path / stem)
+    raw = bytearray((tmp_path / "t10k-labels-idx1-ubyte").read_bytes())
+    raw[100] = (raw[100] + 1) % 10  # one label changed: still a well-formed IDX file with labels in 0..9
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(bytes(raw))
+    with pytest.raises(MnistDataError, match=r"t10k-labels-idx1-ubyte: SHA-256 .* does not match the official"):
+        mnist.read_idx_dir(tmp_path)
+    fake = fake_mnist(np.random.default_rng(1))  # well-formed files of the right shapes, but not MNIST
+    for key, stem in mnist.IDX_FILES.items():
+        (tmp_path / stem).write_bytes(idx_bytes(getattr(fake, key)))
+    with pytest.raises(MnistDataError, match="train-images-idx3-ubyte: SHA-256"):
+        mnist.read_idx_dir(tmp_path)
 
 
 def test_read_idx_dir_errors(tmp_path):
@@ -111,7 +138,7 @@ def test_cache_round_trip_tamper_and_truncation(tmp_path):
         mnist.read_cache(tmp_path / "truncated.npz")
 
 
-def test_damaged_cache_is_rebuilt_from_data_dir_and_missing_data_is_a_clear_error(tmp_path):
+def test_damaged_cache_is_rebuilt_from_data_dir_and_missing_data_is_a_clear_error(tmp_path, real_idx_dir, real_mnist):
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "mnist.npz").write_bytes(b"garbage")
@@ -120,14 +147,20 @@ def test_damaged_cache_is_rebuilt_from_data_dir_and_missing_data_is_a_clear_erro
     with pytest.raises(MnistDataError, match="not cached"):
         mnist.load_mnist(cache_dir=tmp_path / "empty", allow_fetch=False, verbose=False)
 
-    ref = fake_mnist(np.random.default_rng(3))
-    idx = tmp_path / "idx"
-    idx.mkdir()
-    for key, stem in mnist.IDX_FILES.items():
-        (idx / stem).write_bytes(idx_bytes(getattr(ref, key)))
-    got = mnist.load_mnist(idx, cache_dir=cache, allow_fetch=False, verbose=False)
-    np.testing.assert_array_equal(got.train_images, ref.train_images)
-    np.testing.assert_array_equal(mnist.read_cache(cache / "mnist.npz").train_labels, ref.train_labels)
+    got = mnist.load_mnist(real_idx_dir, cache_dir=cache, allow_fetch=False, verbose=False)
+    np.testing.assert_array_equal(got.train_images, real_mnist.train_images)
+    np.testing.assert_array_equal(mnist.read_cache(cache / "mnist.npz").train_labels, real_mnist.train_labels)
+
+
+def test_an_explicit_data_dir_is_read_even_when_a_cache_exists(tmp_path, real_idx_dir):
+    cache = tmp_path / "cache"
+    mnist.write_cache(fake_mnist(np.random.default_rng(4)), cache / "mnist.npz")  # a valid cache of other digits
+    got = mnist.load_mnist(real_idx_dir, cache_dir=cache, allow_fetch=False, verbose=False)
+    assert np.bincount(got.test_labels).tolist() == OFFICIAL_TEST_COUNTS
+    with pytest.raises(MnistDataError, match="missing train-images-idx3-ubyte"):
+        mnist.load_mnist(tmp_path / "cache", cache_dir=cache, allow_fetch=False, verbose=False)
+    with pytest.raises(MnistDataError, match="not a folder"):
+        mnist.load_mnist(tmp_path / "nowhere", cache_dir=cache, allow_fetch=False, verbose=False)
 
 
 def test_interrupted_cache_write_keeps_the_old_cache(tmp_path, monkeypatch):
