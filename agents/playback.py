@@ -184,7 +184,9 @@ def _save_mp4(frames: Sequence[np.ndarray], path: Path, fps: float) -> Path:
 def video_info(path: str | Path) -> tuple[int, tuple[int, int], float]:
     """(frame count, (width, height), frames per second) of an MP4 or GIF, read back from the file.
 
-    A GIF's count is in time: Pillow stores repeated frames (a held last frame) as one longer frame.
+    A GIF stores a run of identical frames (a held last frame) as one frame shown longer, so its count is of
+    the frames that differ from the one before; its rate is that of its shortest frame, in the whole
+    hundredths of a second GIF timing has.
     """
     path = Path(path)
     if not path.is_file():
@@ -194,8 +196,7 @@ def video_info(path: str | Path) -> tuple[int, tuple[int, int], float]:
 
         with Image.open(path) as im:
             durations = [frame.info.get("duration") or 100 for frame in ImageSequence.Iterator(im)]
-            base = min(durations)
-            return round(sum(durations) / base), im.size, 1000 / base
+            return len(durations), im.size, 1000 / min(durations)
     import imageio_ffmpeg
 
     reader = imageio_ffmpeg.read_frames(str(path))

@@ -121,6 +121,9 @@ class GridRenderer:
         self.panel_x = self.map_size[0] + self.s(12)
         self.surface = rgb_surface(self.size)
         self._bg, self._bg_key = None, None
+        self._dirty: list[Any] | None = None  # what the last frame drew over the background; None: everything
+        x0 = self.panel_x - self.s(6)
+        self._panel_rect = self.pg.Rect(x0, self.s(118), self.size[0] - x0, self.s(140))  # the panel's live part
         self._texts = TextCache(self.surface)
 
     def s(self, x: float) -> int:
@@ -234,8 +237,13 @@ class GridRenderer:
                 self.resize(self.window.content_size)
         pg, t, model, s = self.pg, self.tile, self.model, self.surface
         if snap["episode"] != self._bg_key:
-            self._bg, self._bg_key = self._background(snap), snap["episode"]
-        s.blit(self._bg, (0, 0))
+            self._bg, self._bg_key, self._dirty = self._background(snap), snap["episode"], None
+        if self._dirty is None:  # a new background or surface: all of it
+            s.blit(self._bg, (0, 0))
+        else:  # only what the last frame drew over it (cars, marks, the panel's changing part)
+            for rect in self._dirty:
+                s.blit(self._bg, rect, rect)
+        self._dirty = [self._panel_rect]
         phase = snap["phase"]
         if model.params.green_steps:
             for (r, c), axis in zip(model.params.gmap.intersections, model.light_axis[:, phase], strict=True):
@@ -280,7 +288,7 @@ class GridRenderer:
         vertical = heading % 2 == 0
         body = pg.Rect(0, 0, short if vertical else long, long if vertical else short)
         body.center = (round(center[0]), round(center[1]))
-        pg.draw.rect(self.surface, color, body, border_radius=max(2, round(long / 5)))
+        self._dirty.append(pg.draw.rect(self.surface, color, body, border_radius=max(2, round(long / 5))))
         dr, dc = DIR_VECTORS[heading]
         # Windscreen towards the front, so the heading reads at a glance.
         wx, wy = body.centerx + dc * long // 5, body.centery + dr * long // 5
@@ -339,7 +347,8 @@ class GridRenderer:
             site = (ego_at + car_at) / 2
             cells = [(r, c), (car_r, car_c)]
         for cell in cells:
-            self.pg.draw.rect(self.surface, COLOR_CRASH_EDGE, self._cell_rect(*cell), max(2, self.s(3)), self.s(4))
+            rect = self._cell_rect(*cell)
+            self._dirty.append(self.pg.draw.rect(self.surface, COLOR_CRASH_EDGE, rect, max(2, self.s(3)), self.s(4)))
         # Each car faces the way it was going, so their fronts meet at the crash mark.
         car_facing = DIR_VECTORS.index(tuple(-np.asarray(car_dir))) if (car_r, car_c) == (r, c) else car_heading
         self._draw_car(tuple(car_at), car_facing, COLOR_CAR, 0.75)
@@ -353,8 +362,8 @@ class GridRenderer:
         radii = np.where(np.arange(2 * n) % 2 == 0, radius, radius * 0.45)
         pts = np.stack([center[0] + radii * np.cos(angles), center[1] + radii * np.sin(angles)], axis=1)
         points = [tuple(p) for p in pts.round().astype(int).tolist()]
-        self.pg.draw.polygon(self.surface, COLOR_CRASH, points)
-        self.pg.draw.polygon(self.surface, COLOR_CRASH_EDGE, points, max(1, self.s(1.5)))
+        self._dirty.append(self.pg.draw.polygon(self.surface, COLOR_CRASH, points))
+        self._dirty.append(self.pg.draw.polygon(self.surface, COLOR_CRASH_EDGE, points, max(1, self.s(1.5))))
 
     def _stop_index(self, snap: dict[str, Any]) -> int:
         r, c, _ = snap["ego"]
@@ -364,8 +373,9 @@ class GridRenderer:
         pg = self.pg
         r, c = self._stop_cells[k]
         sr, sc = self._signs[k]
-        pg.draw.rect(self.surface, color, self._cell_rect(r, c), width, border_radius=self.s(4))
-        pg.draw.rect(self.surface, color, self._cell_rect(sr, sc).inflate(width, width), width, border_radius=self.s(4))
+        sign = self._cell_rect(sr, sc).inflate(width, width)
+        self._dirty.append(pg.draw.rect(self.surface, color, self._cell_rect(r, c), width, border_radius=self.s(4)))
+        self._dirty.append(pg.draw.rect(self.surface, color, sign, width, border_radius=self.s(4)))
 
     def _draw_event_marks(self, snap: dict[str, Any], event: str) -> None:
         pg, s = self.pg, self.s
@@ -379,19 +389,20 @@ class GridRenderer:
         if red:  # the intersection entered on red: the stop line crossed, and a traffic light showing red
             r, c, heading = snap["ego"]
             t = self.tile
-            pg.draw.rect(self.surface, COLOR_RED, self._cell_rect(r, c), max(3, s(4)), border_radius=s(4))
+            outline = self._cell_rect(r, c)
+            self._dirty.append(pg.draw.rect(self.surface, COLOR_RED, outline, max(3, s(4)), border_radius=s(4)))
             dr, dc = DIR_VECTORS[heading]
             cx, cy = self._center(r, c)
             ex, ey = cx - dc * t / 2, cy - dr * t / 2  # the middle of the edge it came in by
             d, span = max(4, s(7)), t - 2 * s(4)
             line = pg.Rect(0, 0, d if dc else span, span if dc else d)
             line.center = (round(ex), round(ey))
-            pg.draw.rect(self.surface, COLOR_RED, line)
+            self._dirty.append(pg.draw.rect(self.surface, COLOR_RED, line))
             # the light itself stands beside that stop line, on the car's right, off the road
             side = (-dr, dc)  # right of the heading (dc, dr) on screen, y pointing down
             box = pg.Rect(0, 0, s(14), s(30))
             box.center = (round(ex - dc * s(10) + side[0] * 0.62 * t), round(ey - dr * s(10) + side[1] * 0.62 * t))
-            pg.draw.rect(self.surface, (25, 25, 28), box, border_radius=s(3))
+            self._dirty.append(pg.draw.rect(self.surface, (25, 25, 28), box, border_radius=s(3)))
             for i, color in enumerate((COLOR_RED, (70, 60, 30), (30, 60, 35))):
                 pg.draw.circle(self.surface, color, (box.centerx, box.y + s(6) + i * s(9)), max(2, s(4)))
 
@@ -403,7 +414,7 @@ class GridRenderer:
         if last is None:
             return
         action, terms, _ = last
-        surf.blit(self._text(f"{Action(action).name} -> {HEADING_NAMES[snap['ego'][2]]}", 20), (x0, s(144)))
+        surf.blit(self._text(f"{Action(action).name}, facing {HEADING_NAMES[snap['ego'][2]]}", 20), (x0, s(144)))
         box = pg.Rect(x0 - s(5), s(166), self.size[0] - x0 - s(7), s(86))
         lines: list[tuple[str, tuple[int, int, int]]] = []
         if not event:

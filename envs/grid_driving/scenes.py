@@ -67,6 +67,7 @@ def find_scene(env: GridDrivingEnv, event: str, lead: int = 2) -> Scene:
     stops = {(r, c): k for k, (r, c, _) in enumerate(gmap.stops)}
     period = twin.model.period  # the traffic's period: every phase of the clock
     best: Scene | None = None
+    best_score: tuple[bool, int] = (False, 0)
     for r, c in gmap.road_cells:
         stop = stops.get((r, c), -1)
         if event in ("wrong_stop", "arrived") and stop < 0:
@@ -85,12 +86,24 @@ def find_scene(env: GridDrivingEnv, event: str, lead: int = 2) -> Scene:
                 options = {"start": (r, c, heading), "phase": phase, "card": card}
                 if _outcome(twin, options, actions) == [event]:
                     scene = _lead_in(twin, Scene(event, options, tuple(int(a) for a in actions)), lead)
-                    if len(scene.actions) == lead + 1:
+                    # The best picture: a collision on a straight road (in a corner the two cars hide each
+                    # other), then the longest lead-in.
+                    ahead = (r + DIR_VECTORS[heading][0], c + DIR_VECTORS[heading][1])
+                    site = ahead if gmap.road[ahead] else (r, c)
+                    score = (event != "collision" or _straight(gmap.road, *site), len(scene.actions))
+                    if best is None or score > best_score:
+                        best, best_score = scene, score
+                    if score == (True, lead + 1):
                         return scene
-                    best = scene if best is None or len(scene.actions) > len(best.actions) else best
     if best is None:
         raise ValueError(f"no {event} scene on map {gmap.name!r} with this traffic")
-    return best  # the longest lead-in there is
+    return best
+
+
+def _straight(road, r: int, c: int) -> bool:
+    """A road cell with road on exactly two opposite sides."""
+    sides = [bool(road[r - 1, c]), bool(road[r + 1, c]), bool(road[r, c - 1]), bool(road[r, c + 1])]
+    return sides in ([True, True, False, False], [False, False, True, True])
 
 
 def _lead_in(twin: GridDrivingEnv, scene: Scene, lead: int) -> Scene:

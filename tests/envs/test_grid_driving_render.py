@@ -269,3 +269,22 @@ def test_render_without_mode_warns():
     env.reset(seed=0)
     with pytest.warns(UserWarning, match="render_mode"):
         assert env.render() is None
+
+
+def test_frames_drawn_in_place_equal_frames_drawn_afresh(seed):
+    """Each frame repaints only what the last one drew; the result is the same as a full redraw."""
+    from perceptgym.envs.grid_driving.render import GridRenderer
+
+    env = make(render_mode="rgb_array", obs_mode="perceived")
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    compared = 0
+    for _ in range(60):
+        _, _, terminated, _, info = env.step(int(rng.integers(5)))
+        frame = env.render()
+        if info.get("event") != "collision":  # a crash drawn afresh cannot know where the ego came from
+            assert (frame == GridRenderer(env.model).render(env.snapshot())).all()
+            compared += 1
+        if terminated:
+            env.reset()
+    assert compared > 40

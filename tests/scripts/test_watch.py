@@ -6,6 +6,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from PIL import Image
 
 from perceptgym.agents.playback import (
     WatchControls,
@@ -122,7 +123,8 @@ def test_video_written_and_read_back(tmp_path, seed, suffix):
     frames, _ = record_episode(env, Forward(), seed=seed, hold_frames=3)
     path = save_video(frames, tmp_path / f"trip{suffix}", fps=8)
     n, size, fps = video_info(path)
-    assert n == len(frames) and size == (frames[0].shape[1], frames[0].shape[0])
+    held = 3 if suffix == ".gif" else 0  # a GIF keeps a held frame as one longer frame
+    assert n == len(frames) - held and size == (frames[0].shape[1], frames[0].shape[0])
     assert fps == pytest.approx(8, rel=0.05)  # GIF frame times are whole hundredths of a second: 8.33
     assert [p.name for p in tmp_path.iterdir()] == [f"trip{suffix}"]  # no temporary file left behind
 
@@ -201,7 +203,8 @@ def test_watch_program_records_mp4_and_gif_by_extension(driving_run, tmp_path, c
         n, (w, h), fps = video_info(out)
         assert w <= 640 and h <= 400 and fps == pytest.approx(10, rel=0.05)
         printed = capsys.readouterr().out
-        assert f"({n} frames, {w}x{h}, 10 fps)" in printed and "episode 1: return" in printed
+        held = 2 * 5 if name.endswith(".gif") else 0  # 0.5 s at 10 fps after each episode, one GIF frame each
+        assert f"({n + held} frames, {w}x{h}, 10 fps)" in printed and "episode 1: return" in printed
     assert main([str(driving_run), "--record", str(tmp_path / "trip.avi")]) == 2
     assert "unknown video format '.avi'" in capsys.readouterr().err
 
@@ -214,3 +217,16 @@ def test_evaluate_program_writes_the_video_by_extension(driving_run, tmp_path, c
     n, (w, h), _ = video_info(out)
     assert n > 12 and w <= 640 and h <= 400  # at least the 1.5 s hold at 8 fps, drawn at the asked size
     assert main([str(driving_run), "--episodes", "3", "--video", str(tmp_path / "x.webm")]) == 2
+
+
+def test_demo_records_the_episode_as_mp4_gif_and_a_still(driving_run, tmp_path):
+    from perceptgym.agents.experiments.demo import GIF_SIZE, record_demo_episode
+
+    rec = record_demo_episode(driving_run, tmp_path, seed=3)
+    mp4, gif = video_info(tmp_path / "episode.mp4"), video_info(tmp_path / "episode.gif")
+    # The same episode, frame for frame (the GIF keeps the 12 held frames at the end as one).
+    assert mp4[0] == rec["files"]["episode.mp4"]["frames"] == gif[0] + 12
+    assert mp4[1] == (1140, 720) and gif[1][0] <= GIF_SIZE[0] and gif[1][1] <= GIF_SIZE[1]
+    assert rec["steps"] == mp4[0] - 1 - 12  # 12 frames: the 1.5 s hold at 8 fps
+    with Image.open(tmp_path / "viewer.png") as still:
+        assert still.size == (1140, 720)
