@@ -1,4 +1,4 @@
-"""Load a trained agent with the env it was trained on, play it back, and record episodes as GIFs.
+"""Load a trained agent with the env it was trained on, play it back, record episodes as MP4 or GIF, watch it.
 
 Shared by ``scripts/evaluate.py`` and ``scripts/watch.py``. A *run* is a directory written by
 :func:`perceptgym.agents.training.train_run`; its ``config.json`` says which env (and wrappers) the agent needs.
@@ -6,8 +6,12 @@ Shared by ``scripts/evaluate.py`` and ``scripts/watch.py``. A *run* is a directo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,11 +130,17 @@ def load_run(
 
 
 def record_episode(
-    env: gym.Env, agent: Agent, *, seed: int | None = None, max_steps: int = 10_000
+    env: gym.Env, agent: Agent, *, seed: int | None = None, max_steps: int = 10_000, hold_frames: int = 0
 ) -> tuple[list[np.ndarray], float]:
-    """Frames (``env.render()`` in ``rgb_array`` mode) and return of one greedy episode."""
+    """Frames (``env.render()`` in ``rgb_array`` mode) and return of one greedy episode.
+
+    The last frame is repeated ``hold_frames`` more times, so that a video shows how the episode ended (the
+    event drawn on it) for a moment instead of cutting to the next one.
+    """
     if env.render_mode != "rgb_array":
         raise ValueError(f"recording needs render_mode='rgb_array', the env has {env.render_mode!r}")
+    if hold_frames < 0:
+        raise ValueError(f"hold_frames={hold_frames} must be >= 0")
     obs, _ = env.reset(seed=seed)
     frames, total = [np.asarray(env.render())], 0.0
     for _ in range(max_steps):
@@ -139,17 +149,239 @@ def record_episode(
         total += float(reward)
         if terminated or truncated:
             break
+    frames += [frames[-1]] * hold_frames
     return frames, total
 
 
-def save_gif(frames: list[np.ndarray], path: str | Path, fps: int = 10) -> Path:
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+def video_path(path: str | Path) -> Path:
+    """``path`` if it names a video format we write (by suffix), else a ValueError naming it."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"{path}: unknown video format {path.suffix!r}; use one of {', '.join(VIDEO_SUFFIXES)}")
+    return path
+
+
+def save_video(frames: Sequence[np.ndarray], path: str | Path, fps: float = 10) -> Path:
+    """Writes ``frames`` (H×W×3 uint8, one size) as an MP4 (H.264) or a looping GIF, chosen by ``path``'s suffix.
+
+    MP4 goes through the ffmpeg that ships inside the ``imageio-ffmpeg`` wheel (no system ffmpeg), GIF through
+    Pillow. Both are written atomically: to a temporary file in the same folder, then renamed.
+    """
+    path = video_path(path)
+    suffix = path.suffix.lower()
+    if not len(frames):
+        raise ValueError("no frames to write")
+    if not fps > 0:
+        raise ValueError(f"fps={fps} must be > 0")
+    shapes = {np.shape(f) for f in frames}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 3 or next(iter(shapes))[2] != 3:
+        raise ValueError(f"frames must all be (H, W, 3) of one size, got shapes {sorted(shapes)}")
+    if suffix == ".gif":
+        return save_gif(frames, path, fps)
+    return _save_mp4(frames, path, fps)
+
+
+def _save_mp4(frames: Sequence[np.ndarray], path: Path, fps: float) -> Path:
+    import imageio_ffmpeg
+
+    h, w, _ = np.shape(frames[0])
+    pad = ((0, h % 2), (0, w % 2), (0, 0))  # yuv420p, the pixel format every player reads, needs even sides
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # ffmpeg writes a file by name: a hidden one beside the target, copied into place by atomic_write.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.mp4", dir=path.parent)
+    os.close(fd)
+    try:
+        writer = imageio_ffmpeg.write_frames(
+            tmp,
+            (w + w % 2, h + h % 2),
+            fps=fps,
+            codec="libx264",
+            pix_fmt_out="yuv420p",
+            macro_block_size=2,
+            quality=8,
+            ffmpeg_log_level="error",
+        )
+        writer.send(None)  # start ffmpeg
+        try:
+            for frame in frames:
+                frame = np.asarray(frame, dtype=np.uint8)
+                writer.send(np.ascontiguousarray(np.pad(frame, pad, mode="edge") if any(pad[0] + pad[1]) else frame))
+        finally:
+            writer.close()
+        with open(tmp, "rb") as src:
+            return atomic_write(path, lambda f: shutil.copyfileobj(src, f))
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def video_info(path: str | Path) -> tuple[int, tuple[int, int], float]:
+    """(frame count, (width, height), frames per second) of an MP4 or GIF, read back from the file.
+
+    A GIF stores a run of identical frames (a held last frame) as one frame shown longer, so its count is of
+    the frames that differ from the one before; its rate is that of its shortest frame, in the whole
+    hundredths of a second GIF timing has.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such video")
+    if path.suffix.lower() == ".gif":
+        from PIL import Image, ImageSequence
+
+        with Image.open(path) as im:
+            durations = [frame.info.get("duration") or 100 for frame in ImageSequence.Iterator(im)]
+            return len(durations), im.size, 1000 / min(durations)
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    n = sum(1 for _ in reader)
+    return n, tuple(meta["size"]), float(meta["fps"])
+
+
+def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float = 10) -> Path:
     """Writes ``frames`` (H×W×3 uint8) as a looping GIF with Pillow."""
     from PIL import Image
 
-    if not frames:
+    if not len(frames):
         raise ValueError("no frames to write")
-    if fps < 1:
-        raise ValueError(f"fps={fps} must be >= 1")
+    if not fps > 0:
+        raise ValueError(f"fps={fps} must be > 0")
     images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
     options = {"format": "GIF", "save_all": True, "append_images": images[1:], "loop": 0}
     return atomic_write(path, lambda f: images[0].save(f, duration=max(1, round(1000 / fps)), **options))
+
+
+# ---- watching ---------------------------------------------------------------------------------------------
+
+PAUSED_FPS = 30  # [frames/s] redraws while paused or holding: the window stays responsive
+MIN_FPS, MAX_FPS = 0.25, 240.0
+WATCH_KEYS = {
+    "space": "pause",
+    "p": "pause",
+    "right": "step",
+    ".": "step",
+    "+": "faster",
+    "=": "faster",
+    "[+]": "faster",
+    "-": "slower",
+    "[-]": "slower",
+    "q": "quit",
+    "escape": "quit",
+}
+
+
+@dataclass
+class WatchControls:
+    """The keys of ``perceptgym watch``: space pauses, right arrow steps one frame while paused, +/- change the
+    speed, q quits. Needs no window, so tests drive it with key names (``pygame.key.name`` spelling)."""
+
+    fps: float
+    paused: bool = False
+    quit: bool = False
+    _steps: int = 0
+
+    def handle_key(self, name: str) -> str | None:
+        """Applies a key; returns its command (pause, step, faster, slower, quit), None for other keys."""
+        command = WATCH_KEYS.get(name.lower())
+        if command == "pause":
+            self.paused = not self.paused
+        elif command == "step":
+            if self.paused:
+                self._steps += 1
+            else:  # the first right arrow pauses, so that the next ones step
+                self.paused = True
+        elif command == "faster":
+            self.fps = min(MAX_FPS, self.fps * 2)
+        elif command == "slower":
+            self.fps = max(MIN_FPS, self.fps / 2)
+        elif command == "quit":
+            self.quit = True
+        return command
+
+    def advance(self) -> bool:
+        """Whether the loop may take the next step now (running, or a single step was asked for)."""
+        if not self.paused:
+            return True
+        if self._steps:
+            self._steps -= 1
+            return True
+        return False
+
+    @property
+    def frame_rate(self) -> float:
+        return PAUSED_FPS if self.paused else self.fps
+
+    def footer(self) -> str:
+        if self.paused:
+            return "PAUSED · right: one step · space: go on · +/-: speed · q: quit"
+        return f"{self.fps:g} steps/s · space: pause · right: one step · +/-: speed · q: quit"
+
+
+def watch_episodes(
+    env: gym.Env,
+    agent: Agent,
+    *,
+    episodes: int,
+    seed: int | None = None,
+    fps: float = 8,
+    end_hold: float = 1.5,
+    window_size: tuple[int, int] | None = None,
+    log: Callable[[str], Any] | None = None,
+) -> list[float]:
+    """Shows ``agent`` playing ``env`` (``rgb_array`` mode) in a window with the :class:`WatchControls`.
+
+    After each episode its last frame (the event that ended it) stays on screen for ``end_hold`` seconds
+    (paused time does not count). Returns the returns of the episodes that finished; closing the window or q
+    ends early. The window's events are pumped on every frame, paused or not. ``window_size`` sizes the
+    window of envs that draw their own frames (perceptgym's take it as an env setting, see
+    :func:`perceptgym.envs.viewer.set_window_size`).
+    """
+    from perceptgym.envs.viewer import Viewer
+
+    if end_hold < 0:
+        raise ValueError(f"end_hold={end_hold} must be >= 0")
+    if not fps > 0:
+        raise ValueError(f"fps={fps} must be > 0")
+    viewer = Viewer(env, "perceptgym watch", window_size)
+    controls = WatchControls(float(fps))
+
+    def frame() -> bool:
+        for name in viewer.take_keys():
+            controls.handle_key(name)
+        if controls.quit or viewer.closed:
+            return False
+        viewer.draw(controls.frame_rate, controls.footer())
+        return not viewer.closed
+
+    returns: list[float] = []
+    try:
+        obs, _ = env.reset(seed=seed)
+        for i in range(episodes):
+            total, done = 0.0, False
+            while not done:
+                if not frame():
+                    return returns
+                if controls.advance():
+                    obs, reward, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
+                    total += float(reward)
+                    done = terminated or truncated
+            held = 0.0
+            while held < end_hold:  # the last event stays on screen for a moment
+                if not frame():
+                    return returns
+                if not controls.paused:
+                    held += 1 / controls.frame_rate
+                elif controls.advance():  # a single step while paused skips the rest of the hold
+                    break
+            returns.append(total)
+            if log is not None:
+                log(f"episode {i}: return {total:.2f}")
+            if i + 1 < episodes:
+                obs, _ = env.reset()
+    finally:
+        viewer.close()
+    return returns

@@ -16,6 +16,7 @@ PROGRAMS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "evaluate a trained run: return and success over greedy episodes"),
     "watch": ("watch", "watch a trained agent in the pygame window, or record it"),
     "play": ("play", "drive GridDriving yourself with the keyboard"),
+    "pictures": ("pictures", "regenerate the viewer pictures of the README and docs from the renderer"),
     "ladder": ("ladder", "the perception ladder: one task at every rung, symbols to pixels"),
     "bandit": ("run_bandit", "bandit agents x seeds on DigitBandit, cumulative regret"),
     "plot": ("plot_curves", "learning curves over seeds from run directories"),

@@ -11,7 +11,7 @@ in ``symbolic`` mode (true digits), with the recipe of agents/hyperparams/q_lear
 greedily on unseen handwriting (MNIST test digits) against the exact optimum from value iteration; runs
 bandit agents on DigitBandit; and writes a report folder: ``report.md`` (the numbers), ``report.json`` (the
 same numbers, machine-readable), learning and regret curves, the confusion matrix, a GAN sample grid, a
-recorded GridDriving episode (GIF) and the agents' run directories (``runs/``) for ``perceptgym evaluate``
+recorded GridDriving episode (MP4 and GIF) and the agents' run directories (``runs/``) for ``perceptgym evaluate``
 and ``perceptgym watch``.
 """
 
@@ -45,8 +45,9 @@ def run(args: Args) -> None:
     results = run_demo(args, log=say)
     say(f"done in {results['seconds']:.0f} s: {args.out / 'report.md'}")
     if args.render == "human":
-        say("watching the perceived-mode agent drive (close the window to stop)")
-        watch_driving(results["driving"]["perceived"]["run_dir"], seed=args.seed)
+        say("watching the perceived-mode agent drive (space pauses, right arrow steps, +/- speed, q or close quits)")
+        run_dir = results["driving"]["perceived"]["run_dir"]
+        watch_driving(run_dir, seed=args.seed, window_size=args.window_size, log=say)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym demo") -> int:

@@ -1,6 +1,6 @@
-"""Evaluate a trained agent: mean ± std return and success rate over N greedy episodes, optional GIF.
+"""Evaluate a trained agent: mean ± std return and success rate over N greedy episodes, optional video.
 
-``python -m perceptgym.evaluate runs/Taxi-v4__q_learning__0__1700000000 --episodes 2000 --video taxi.gif``
+``python -m perceptgym.evaluate runs/Taxi-v4__q_learning__0__1700000000 --episodes 2000 --video taxi.mp4``
 
 Success is ``info["is_success"]`` where the env reports it, else a positive reward on termination (see
 :func:`perceptgym.agents.loop.is_success`).
@@ -17,7 +17,8 @@ import tyro
 from perceptgym._cli import parse_json_object, run_program
 from perceptgym.agents.config import check_settings
 from perceptgym.agents.loop import evaluate
-from perceptgym.agents.playback import load_run, record_episode, save_gif
+from perceptgym.agents.playback import load_run, record_episode, save_video, video_path
+from perceptgym.envs.viewer import check_window_size, set_window_size
 
 
 @dataclass
@@ -33,11 +34,15 @@ class Args:
     env_kwargs: str | None = None
     """JSON object replacing keys of the run's env_kwargs, e.g. '{"digit_source": "mnist-test"}'"""
     video: str | None = None
-    """write the first greedy episode(s) to this GIF"""
+    """write the first greedy episode(s) to this video: .mp4 (H.264) or .gif, by its extension"""
     video_episodes: int = 1
-    """episodes in the GIF"""
-    fps: int = 10
-    """GIF frame rate"""
+    """episodes in the video"""
+    fps: float = 8
+    """video frame rate"""
+    window_size: tuple[int, int] | None = None
+    """WIDTH HEIGHT [px] the video's frames fit in (perceptgym envs; default 1280 720)"""
+    end_hold: float = 1.5
+    """seconds the last frame of each episode stays in the video"""
     trust_checkpoint: bool = False
     """allow an SB3 .zip checkpoint (written by older perceptgym): SB3 unpickles it, which runs any code the file
     holds, so use this only for a file you made yourself (re-save it to get the safe .pt format)"""
@@ -50,6 +55,11 @@ class Args:
 
 
 def run(args: Args) -> None:
+    if args.video:  # a wrong extension or size fails now, not after the evaluation
+        video_path(args.video)
+        check_window_size(args.window_size, "--window-size")
+    if args.end_hold < 0:
+        raise ValueError(f"--end-hold must be >= 0, got {args.end_hold}")
     env_kwargs = parse_json_object(args.env_kwargs, "--env-kwargs")
     trust = {"trust_checkpoint": args.trust_checkpoint, "trust_plugins": args.trust_plugins}
     loaded = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs, **trust)
@@ -61,13 +71,16 @@ def run(args: Args) -> None:
     print(f"mean {result}")
     if args.video:
         video = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs, render_mode="rgb_array", **trust)
+        if args.window_size is not None:
+            set_window_size(video.env, args.window_size)
         frames = []
+        hold = round(args.end_hold * args.fps)
         try:
             for i in range(args.video_episodes):
-                frames += record_episode(video.env, video.agent, seed=args.seed + i)[0]
+                frames += record_episode(video.env, video.agent, seed=args.seed + i, hold_frames=hold)[0]
         finally:
             video.env.close()
-        print(f"video: {save_gif(frames, args.video, args.fps)} ({len(frames)} frames)")
+        print(f"video: {save_video(frames, args.video, args.fps)} ({len(frames)} frames)")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym evaluate") -> int:

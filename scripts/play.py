@@ -1,8 +1,10 @@
 """Drive GridDriving yourself with the keyboard.
 
-Keys: up arrow (or w) forward, left/right arrows (or a/d) turn, space wait, down arrow (or enter) stop
-here, r new trip, q or escape quit. The window's side panel shows the trip card, what the reader read
-(``--obs-mode perceived``), the step count and the return so far.
+Keys (also shown under the picture): up arrow (or w) forward, left/right arrows (or a/d) turn, space wait,
+down arrow (or enter) stop here, r new trip, q or escape quit. The side panel shows the trip card, what the
+reader read (``--obs-mode perceived``), the step count, the return so far and the last step's event, which
+stays on screen for ``--end-pause-ms`` when a trip ends. The window can be resized; ``--window-size`` sets
+its first size (default: fits a 1280x800 screen).
 
     python -m perceptgym.play --map town --digit-source mnist-test --obs-mode perceived
 """
@@ -20,6 +22,7 @@ import perceptgym.envs  # noqa: F401 - registers perceptgym/GridDriving-v0
 from perceptgym._cli import run_program
 from perceptgym.agents.config import check_settings
 from perceptgym.envs.grid_driving.core import Action
+from perceptgym.envs.viewer import Viewer, check_window_size
 
 Command = Action | Literal["reset", "quit"] | None
 
@@ -37,6 +40,8 @@ KEY_ACTIONS: dict[str, Action] = {
     "enter": Action.STOP,
 }
 KEY_COMMANDS: dict[str, Literal["reset", "quit"]] = {"r": "reset", "q": "quit", "escape": "quit"}
+#: The key help shown under the picture.
+KEYS_HELP = "up/w: forward · left/right: turn · space: wait · down/enter: stop · r: new trip · q: quit"
 
 
 @dataclass
@@ -63,8 +68,10 @@ class Args:
     """quit after this many frames (0: play until q)"""
     fps: int = 8
     """window frames per second"""
-    end_pause_ms: int = 600
-    """pause after a trip ends so you can see how it ended [ms]"""
+    window_size: tuple[int, int] | None = None
+    """WIDTH HEIGHT [px] the picture fits in (default 1280 720); the window can be resized too"""
+    end_pause_ms: int = 1500
+    """how long the end of a trip (its event) stays on screen before the next one [ms]"""
 
     def __post_init__(self) -> None:
         minimums = {"map_seed": 0, "n_cars": 0, "seed": 0, "max_frames": 0, "fps": 1, "end_pause_ms": 0}
@@ -100,8 +107,8 @@ class Controller:
 def make_env(args: Args) -> gym.Env:
     return gym.make(
         "perceptgym/GridDriving-v0",
-        render_mode="human",
-        render_fps=args.fps,
+        render_mode="rgb_array",  # the Viewer shows the frames and reads the keys
+        window_size=check_window_size(args.window_size, "--window-size"),
         map=args.map,
         map_seed=args.map_seed,
         digit_source=args.digit_source,
@@ -113,23 +120,23 @@ def make_env(args: Args) -> gym.Env:
 
 
 def play(args: Args, env: gym.Env | None = None) -> Controller:
-    """Runs the keyboard loop on ``env`` (by default made from ``args`` in human render mode)."""
+    """Runs the keyboard loop on ``env`` (by default made from ``args``; ``rgb_array`` render mode)."""
+    if args.fps < 1 or args.end_pause_ms < 0:
+        raise ValueError(f"--fps must be >= 1 and --end-pause-ms >= 0, got {args.fps} and {args.end_pause_ms}")
     env = make_env(args) if env is None else env
-    import pygame  # after the env made the window
-
+    viewer = Viewer(env, "perceptgym play")
     controller = Controller()
     env.reset(seed=args.seed)
     scripted = [k.strip() for k in args.keys.split(",") if k.strip()]
     frames = 0
     try:
         while True:
+            viewer.draw(args.fps, KEYS_HELP)  # draws and pumps window events every frame, keys or not
+            frames += 1
+            if viewer.closed or (args.max_frames and frames >= args.max_frames):
+                return controller
             names = [scripted.pop(0)] if scripted else []
-            for event in pygame.event.get():
-                if event.type == pygame.QUIT:
-                    names.append("q")
-                elif event.type == pygame.KEYDOWN:
-                    names.append(pygame.key.name(event.key))
-            for name in names:
+            for name in names + viewer.take_keys():
                 command = controller.handle_key(name)
                 if command == "quit":
                     return controller
@@ -141,15 +148,22 @@ def play(args: Args, env: gym.Env | None = None) -> Controller:
                     message = controller.record(reward, terminated, truncated, info)
                     if message:
                         print(message, flush=True)
-                        env.render()
-                        pygame.time.wait(args.end_pause_ms)  # let the player see how the trip ended
+                        if not _hold(viewer, args):  # the player sees how the trip ended
+                            return controller
                         env.reset()
-            env.render()  # redraws and pumps window events at render_fps even when no key is pressed
-            frames += 1
-            if args.max_frames and frames >= args.max_frames:
-                return controller
+                        break  # keys pressed during the trip's end are not for the next trip
     finally:
+        viewer.close()
         env.close()
+
+
+def _hold(viewer: Viewer, args: Args) -> bool:
+    """Shows the last frame for ``end_pause_ms``, pumping events; False when the player quit meanwhile."""
+    for _ in range(round(args.end_pause_ms * args.fps / 1000)):
+        viewer.draw(args.fps, KEYS_HELP)
+        if viewer.closed or any(Controller.handle_key(k) == "quit" for k in viewer.take_keys()):
+            return False
+    return True
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym play") -> int:

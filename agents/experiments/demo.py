@@ -6,8 +6,8 @@ in ``symbolic`` mode (true digits), with the recipe of ``q_learning.yml``; evalu
 handwriting (MNIST test digits) against the exact optimum from value iteration; runs bandit agents on
 DigitBandit; and writes a report folder: ``report.md`` (the numbers), ``report.json`` (the same numbers,
 machine-readable), learning and regret curves, the confusion matrix, a GAN sample grid, a recorded
-GridDriving episode (GIF) and the two agents' run directories (``runs/symbolic/...``, ``runs/perceived/...``)
-for ``perceptgym evaluate`` and ``perceptgym watch``.
+GridDriving episode (``episode.mp4`` and a smaller ``episode.gif``) and the two agents' run directories
+(``runs/symbolic/...``, ``runs/perceived/...``) for ``perceptgym evaluate`` and ``perceptgym watch``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from perceptgym.agents.config import check_settings
 from perceptgym.agents.experiments.curves import moving_average, read_progress
 from perceptgym.agents.experiments.driving import evaluate_run, optimal_return, recipe, train_driving
 from perceptgym.agents.experiments.files import pyplot, save_figure, write_atomic, write_json, write_text
+from perceptgym.envs.viewer import check_window_size, set_window_size
 
 DRIVING_AGENT = "q_learning"
 MODES = ("symbolic", "perceived")
@@ -35,6 +36,8 @@ QUICK = {"episodes": 20_000, "eval_episodes": 100, "rounds": 500}
 """the budgets of ``--quick`` (CI): the recipe stays the YAML's"""
 EVAL_SEED_OFFSET, RECORD_SEED_OFFSET = 10_000, 20_000
 """evaluation starts from reset(seed=seed + 10,000), the recorded episode from seed + 20,000"""
+GIF_SIZE = (640, 360)  # [px] the GIF is for pages and chats: a quarter of the MP4's pixels
+END_HOLD = 1.5  # [s] the recorded episode's last frame (how it ended) stays this long
 
 Log = Callable[[str], Any]
 
@@ -57,9 +60,12 @@ class DemoSettings:
     """DigitBandit rounds per agent (default 5,000; quick 500)"""
     progress: bool = True
     """show progress bars"""
+    window_size: tuple[int, int] | None = None
+    """WIDTH HEIGHT [px] of the recorded episode.mp4 and of the --render human window (default 1280 720)"""
 
     def __post_init__(self) -> None:
         check_settings(self, at_least={"seed": 0, "episodes": 1, "eval_episodes": 1, "rounds": 1})
+        check_window_size(self.window_size, "window_size")
 
     def budget(self, name: str) -> int:
         """``episodes``, ``eval_episodes`` or ``rounds``: the setting, else quick's, else the recipe's."""
@@ -142,8 +148,6 @@ def perception(settings: DemoSettings, out: Path, log: Log = _quiet) -> dict[str
 
 def driving(settings: DemoSettings, out: Path, reader: str, log: Log = _quiet) -> dict[str, Any]:
     """Q-learning on GridDriving, perceived (``reader`` reads the digits) and symbolic (true digits)."""
-    from perceptgym.agents.playback import load_run, record_episode, save_gif
-
     n_episodes, n_eval = settings.budget("episodes"), settings.budget("eval_episodes")
     results: dict[str, Any] = {}
     curves: dict[str, np.ndarray] = {}
@@ -179,18 +183,44 @@ def driving(settings: DemoSettings, out: Path, reader: str, log: Log = _quiet) -
     results["optimal_return"] = optimum
     plot_learning(curves, optimum, out / "learning_curves.png")
 
-    recorded = load_run(
-        results["perceived"]["run_dir"], env_kwargs={"digit_source": "mnist-test"}, render_mode="rgb_array"
+    results["recorded_episode"] = record_demo_episode(
+        results["perceived"]["run_dir"], out, settings.seed + RECORD_SEED_OFFSET, settings.window_size
     )
-    frames, ret = record_episode(recorded.env, recorded.agent, seed=settings.seed + RECORD_SEED_OFFSET)
-    save_gif(frames, out / "episode.gif", fps=recorded.env.metadata.get("render_fps", 8))
-    recorded.env.close()
+    rec = results["recorded_episode"]
+    log(f"GridDriving: recorded one perceived-mode episode ({rec['steps']} steps, return {rec['return']:.2f})")
+    return results
+
+
+def record_demo_episode(
+    run_dir: str | Path, out: Path, seed: int, window_size: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """The trained agent's episode on unseen handwriting: ``episode.mp4``, a smaller ``episode.gif``, ``viewer.png``.
+
+    Both videos are drawn at their own size (the same episode: same seed, deterministic agent), and the last
+    frame, showing how the trip ended, is held for END_HOLD seconds.
+    """
     from PIL import Image
 
-    write_atomic(out / "viewer.png", lambda f: Image.fromarray(frames[len(frames) // 2]).save(f, format="PNG"))
-    results["recorded_episode"] = {"steps": len(frames) - 1, "return": float(ret)}
-    log(f"GridDriving: recorded one perceived-mode episode ({len(frames) - 1} steps, return {ret:.2f})")
-    return results
+    from perceptgym.agents.playback import load_run, record_episode, save_video
+
+    files, lengths = {}, set()
+    for name, size in (("episode.mp4", window_size), ("episode.gif", GIF_SIZE)):
+        run = load_run(run_dir, env_kwargs={"digit_source": "mnist-test"}, render_mode="rgb_array")
+        if size is not None:
+            set_window_size(run.env, size)
+        fps = run.env.metadata.get("render_fps", 8)
+        frames, ret = record_episode(run.env, run.agent, seed=seed, hold_frames=round(END_HOLD * fps))
+        run.env.close()
+        save_video(frames, out / name, fps=fps)
+        files[name] = {"frames": len(frames), "size": list(frames[0].shape[1::-1])}
+        lengths.add((len(frames), float(ret)))
+        if name == "episode.mp4":
+            still = frames[(len(frames) - round(END_HOLD * fps)) // 2]
+            write_atomic(out / "viewer.png", lambda f, still=still: Image.fromarray(still).save(f, format="PNG"))
+    if len(lengths) != 1:  # the agent is greedy and the env seeded: the same episode both times
+        raise RuntimeError(f"the two recordings of one seeded episode differ: {sorted(lengths)}")
+    n_frames, ret = lengths.pop()
+    return {"steps": n_frames - 1 - round(END_HOLD * fps), "return": ret, "files": files}
 
 
 def plot_learning(curves: dict[str, np.ndarray], optimum: float, path: Path) -> Path:
@@ -285,7 +315,7 @@ def report_markdown(results: dict[str, Any]) -> str:
         "![learning curves](learning_curves.png)",
         "",
         f"A perceived-mode episode ({d['recorded_episode']['steps']} steps, return "
-        f"{d['recorded_episode']['return']:.2f}): ![episode](episode.gif)",
+        f"{d['recorded_episode']['return']:.2f}; [MP4](episode.mp4)): ![episode](episode.gif)",
         "",
         'The agents are run directories: `perceptgym evaluate RUN_DIR --env-kwargs \'{"digit_source": '
         '"mnist-test"}\'` repeats an evaluation, `perceptgym watch RUN_DIR` shows the agent driving.',
@@ -325,26 +355,22 @@ def run_demo(settings: DemoSettings, log: Log = _quiet) -> dict[str, Any]:
     return results
 
 
-def watch_driving(run_dir: str | Path, seed: int, episodes: int = 10, digit_source: str = "mnist-test") -> None:
-    """Shows the run's agent driving in the pygame window until ``episodes`` end or the window is closed."""
-    from perceptgym.agents.playback import load_run
+def watch_driving(
+    run_dir: str | Path,
+    seed: int,
+    episodes: int = 10,
+    digit_source: str = "mnist-test",
+    window_size: tuple[int, int] | None = None,
+    log: Log = _quiet,
+) -> list[float]:
+    """Shows the run's agent driving in a window (the ``perceptgym watch`` keys) until ``episodes`` end or it closes."""
+    from perceptgym.agents.playback import load_run, watch_episodes
 
-    run = load_run(run_dir, env_kwargs={"digit_source": digit_source}, render_mode="human")
-    env, agent = run.env, run.agent
-
-    def window_closed() -> bool:
-        renderer = env.unwrapped._renderer
-        return renderer is not None and renderer.closed
-
+    run = load_run(run_dir, env_kwargs={"digit_source": digit_source}, render_mode="rgb_array")
+    if window_size is not None:
+        set_window_size(run.env, window_size)
     try:
-        obs, _ = env.reset(seed=seed)
-        for _ in range(episodes):
-            while not window_closed():
-                obs, _, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
-                if terminated or truncated:
-                    obs, _ = env.reset()
-                    break
-            if window_closed():
-                break
+        fps = run.env.metadata.get("render_fps", 8)
+        return watch_episodes(run.env, run.agent, episodes=episodes, seed=seed, fps=fps, end_hold=END_HOLD, log=log)
     finally:
-        env.close()
+        run.env.close()

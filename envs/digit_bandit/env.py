@@ -20,6 +20,7 @@ from perceptgym.envs.digit_bandit.core import (
     reward_for,
 )
 from perceptgym.envs.digits import IMAGE_SHAPE, NUM_DIGITS, DigitModels, DigitSource, LazyReader, LazySource, Reader
+from perceptgym.envs.viewer import check_window_size
 
 
 class DigitBanditEnv(DigitModels, gym.Env):
@@ -69,8 +70,8 @@ class DigitBanditEnv(DigitModels, gym.Env):
     ``obs_mode``, ``digit_source`` (a name in ``perceptgym.envs.digits.SOURCE_NAMES``, ``"gan:<path>"`` or a callable),
     ``reader`` (a name in ``perceptgym.envs.digits.READER_NAMES``, a checkpoint path or a callable; used only by the
     perceived modes), ``reward_scheme``, ``label_noise``, ``reward_noise``, ``permute_every`` [rounds],
-    ``block_size`` [rounds drawn per source call], ``render_mode``. Sources and readers are loaded lazily, on
-    the first ``reset``.
+    ``block_size`` [rounds drawn per source call], ``render_mode``, ``window_size`` [px: the box frames fit in].
+    Sources and readers are loaded lazily, on the first ``reset``.
 
     ## Version History
     - v0: initial version. (Before release, ``"perceived"`` became the read label, as in GridDriving; the
@@ -90,6 +91,7 @@ class DigitBanditEnv(DigitModels, gym.Env):
         permute_every: int = 0,
         block_size: int = 1024,
         render_mode: str | None = None,
+        window_size: tuple[int, int] | None = None,  # [px] (width, height) frames fit in; None: 960x540
     ) -> None:
         obs_mode = OBS_MODE_ALIASES.get(obs_mode, obs_mode) if isinstance(obs_mode, str) else obs_mode
         if obs_mode not in OBS_MODES:
@@ -121,6 +123,7 @@ class DigitBanditEnv(DigitModels, gym.Env):
         self._last_action: int | None = None
         self._last_reward = 0.0
         self.cumulative_regret = 0.0
+        self._window_size = check_window_size(window_size)
         self._renderer = None
 
     # ------------------------------------------------------------------ perception models (lazy)
@@ -192,12 +195,11 @@ class DigitBanditEnv(DigitModels, gym.Env):
         if self._renderer is None:
             from perceptgym.envs.digit_bandit.render import DigitBanditRenderer  # lazy: pygame only when rendering
 
-            self._renderer = DigitBanditRenderer(render_fps=self.metadata["render_fps"])
-        frame = self._renderer.draw(self.snapshot())
-        if self.render_mode == "human":
-            self._renderer.show(frame)
-            return None
-        return frame
+            self._renderer = DigitBanditRenderer(
+                self._window_size, window=self.render_mode == "human", render_fps=self.metadata["render_fps"]
+            )
+        frame = self._renderer.render(self.snapshot())
+        return frame if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
         if self._renderer is not None:

@@ -46,6 +46,7 @@ from perceptgym.envs.grid_driving.core import (
 )
 from perceptgym.envs.grid_driving.maps import get_map
 from perceptgym.envs.grid_driving.planning import TabularModel, optimal_return, tabular_model, value_iteration
+from perceptgym.envs.viewer import check_window_size
 
 RESET_OPTIONS = ("card", "start", "phase")
 STARTS_BLOCK = 64  # episode starts computed at once by a single env (numpy calls cost more than the draws)
@@ -118,6 +119,7 @@ class GridDrivingEnv(DigitModels, gym.Env):
         reader: str | Reader = "cnn",
         render_mode: str | None = None,
         render_fps: int | None = None,  # [frames/s] of the human window; None: metadata["render_fps"]
+        window_size: tuple[int, int] | None = None,  # [px] (width, height) frames fit in; None: 1280x720
         n_cars: int = 2,  # other cars on the roads (traffic density)
         green_steps: int = 3,  # [steps] each light axis stays green this long; 0 = no lights
         shuffle_stops: bool = False,  # new stop numbers every episode (then no exact model)
@@ -178,6 +180,7 @@ class GridDrivingEnv(DigitModels, gym.Env):
         if render_fps is not None:
             render_fps = check_int("render_fps", render_fps, 1)
             self.metadata = {**type(self).metadata, "render_fps": render_fps}  # this instance only
+        self._window_size = check_window_size(window_size)
         self._renderer = None
         self._raster = None
 
@@ -407,7 +410,7 @@ class GridDrivingEnv(DigitModels, gym.Env):
             from perceptgym.envs.grid_driving.render import GridRenderer
 
             self._renderer = GridRenderer(
-                self.model, window=self.render_mode == "human", fps=self.metadata["render_fps"]
+                self.model, self._window_size, window=self.render_mode == "human", fps=self.metadata["render_fps"]
             )
         frame = self._renderer.render(self.snapshot())
         return frame if self.render_mode == "rgb_array" else None

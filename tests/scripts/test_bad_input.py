@@ -119,7 +119,7 @@ CASES = [
     ("evaluate {garbage_pt} --env Taxi-v4", "garbage.pt: not a readable perceptgym checkpoint", ONE_LINE),
     ("evaluate {run} --episodes abc", "--episodes", BOX),
     ("watch {nowhere} --record x.gif", "no such run directory or checkpoint", ONE_LINE),
-    ("watch {run} --fps 0", "fps=0 must be >= 1", BOX),
+    ("watch {run} --fps 0", "fps=0.0 must be >= 1", BOX),
     ("watch {run} --env-kwargs nope --record x.gif", "--env-kwargs 'nope' is not JSON", ONE_LINE),
     # play, ladder, bandit, plot, demo
     ("play --fps 0", "fps=0 must be >= 1", BOX),

@@ -27,6 +27,7 @@ ARTEFACTS = (
     "confusion_matrix.png",
     "learning_curves.png",
     "regret_curves.png",
+    "episode.mp4",
     "episode.gif",
     "viewer.png",
     "bandit/regret.npz",
