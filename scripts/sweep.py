@@ -81,7 +81,7 @@ def _summary(result: SweepResult) -> int:
     if result.interrupted or result.out_of_time:
         why = "interrupted" if result.interrupted else "time budget reached"
         print(
-            f"{why}: {result.unfinished} trials unfinished; continue with: perceptgym sweep --resume {result.out}",
+            f"{why}: {result.unfinished} trials still to run; continue with: perceptgym sweep --resume {result.out}",
             file=sys.stderr,
         )
         return 130 if result.interrupted else 3

@@ -175,15 +175,35 @@ def _one_torch_thread(kind: str):
 
 def perceptgym_trial(config: dict[str, Any], job: Job) -> None:
     """One trial: a train_run (new, continued from its checkpoint, or already done) reported to Tune."""
-    from perceptgym.agents.registry import agent_entry
-    from perceptgym.agents.training import import_plugins, load_hyperparams, train_run
-
+    started = time.perf_counter()
     trial = job.trial(config)
     if trial.key in job.done:  # a resumed search suggested it again: it already ran
         tune.report(job.done[trial.key])
         return
     folder = Path(job.out) / "runs" / trial.key
     folder.mkdir(parents=True, exist_ok=True)
+    with _trial_lock(folder):
+        _run_trial(trial, job, folder, started)
+
+
+@contextmanager
+def _trial_lock(folder: Path):
+    """One attempt at a time per trial folder: a search may suggest the same config twice at once; the
+    second waits, then reports the first's result. The lock goes with its process (a killed worker)."""
+    import fcntl
+
+    with (folder / ".lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run_trial(trial: Trial, job: Job, folder: Path, started: float) -> None:
+    from perceptgym.agents.registry import agent_entry
+    from perceptgym.agents.training import import_plugins, load_hyperparams, train_run
+
     run_dir = _existing_run(folder)
     attempts = json.loads((folder / ATTEMPTS).read_text()) if (folder / ATTEMPTS).is_file() else []
     attempts.append({"pid": os.getpid(), "started": time.time(), "resumed": None if run_dir is None else run_dir.name})
@@ -214,7 +234,7 @@ def perceptgym_trial(config: dict[str, Any], job: Job) -> None:
         )
     if result.interrupted:
         raise TrialInterrupted(f"interrupted; the run continues from its checkpoint in {result.run_dir}")
-    tune.report(_final_result(result.run_dir, job.metric, reporter.last))
+    tune.report({**_final_result(result.run_dir, job.metric, reporter.last), "trial_s": time.perf_counter() - started})
 
 
 # ----------------------------------------------------------------------------------------------- in the driver
@@ -261,7 +281,7 @@ def _metrics(result: Mapping[str, Any]) -> dict[str, Any]:
         "global_step": "global_step",
         "budget_pct": "budget_pct",
         "score": "score",
-        "time_total_s": "time_s",
+        "trial_s": "time_s",  # this attempt's wall time in the worker (Tune's time_total_s spans reused actors)
     }
     return {new: result[old] for old, new in keys.items() if old in result}
 
@@ -333,7 +353,8 @@ class _LedgerCallback(tune.Callback):
             self._print(
                 t,
                 f"{self.job.metric} {metrics.get(key, float('nan')):.3f} "
-                f"({metrics.get('episodes', 0)} episodes, {metrics.get('time_s', 0):.1f} s)",
+                f"({metrics.get('episodes', 0)} episodes, "
+                + (f"{metrics['time_s']:.1f} s)" if "time_s" in metrics else "trained before)"),
             )
         elif status == "stopped":
             self._print(t, f"stopped early at {metrics.get('budget_pct')}% (score {metrics.get('score', 0):.3f})")
@@ -387,11 +408,17 @@ class Outcome:
     interrupted: bool = False
     out_of_time: bool = False
     unfinished: int = 0
+    """trials of the sweep not done yet (started or not)"""
 
 
 #: Tune's loggers that repeat what our lines say (a failed trial's traceback: its error.txt has it) or name
 #: Tune's own resume (``Tuner.restore``) instead of ours
-_TUNE_LOGGERS = ("ray.tune.tune", "ray.tune.analysis.experiment_analysis", "ray.tune.execution.tune_controller")
+_TUNE_LOGGERS = {
+    "ray.tune.tune": logging.CRITICAL,
+    "ray.tune.analysis.experiment_analysis": logging.CRITICAL,
+    "ray.tune.execution.tune_controller": logging.CRITICAL,
+    "optuna": logging.WARNING,  # not "A new study created in memory" per Tuner
+}
 
 
 @contextmanager
@@ -401,8 +428,8 @@ def _quiet_tune():
     before = os.environ.get("RAY_AIR_NEW_OUTPUT")
     levels = {name: logging.getLogger(name).level for name in _TUNE_LOGGERS}
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    for name in _TUNE_LOGGERS:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    for name, level in _TUNE_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
     try:
         yield
     finally:
@@ -468,9 +495,12 @@ def run(spec: SweepSpec, ledger: Ledger, settings: RunSettings, say: Callable[[s
                     search_alg=study.search_alg,
                     scheduler=study.scheduler,
                     num_samples=study.num_samples,
-                    max_concurrent_trials=settings.max_concurrent,
+                    max_concurrent_trials=None
+                    if isinstance(study.search_alg, BasicVariantGenerator)
+                    else settings.max_concurrent,
                     time_budget_s=left,
                     trial_dirname_creator=_trial_dirname,
+                    reuse_actors=True,  # a worker keeps perceptgym imported from one trial to the next
                 ),
                 run_config=tune.RunConfig(
                     name=f"{study.name}-{int(start)}",
@@ -482,15 +512,28 @@ def run(spec: SweepSpec, ledger: Ledger, settings: RunSettings, say: Callable[[s
                 ),
             )
             with _quiet_tune():
-                tuner.fit()
-            if callback.count < study.total:  # Tune returned early: Ctrl-C, or the time budget ran out
-                if budget is not None and time.time() - start >= budget - 1:
-                    outcome.out_of_time = True
-                else:
-                    outcome.interrupted = True
+                grid = tuner.fit()
+            if study.complete(ledger):
+                continue
+            if budget is not None and time.time() - start >= budget - 1:
+                outcome.out_of_time = True
                 break
+            tune_trials = study.num_samples if study.job.env is not None else len(study.keys)
+            if len(grid) == tune_trials and grid.num_terminated + grid.num_errors == len(grid):
+                continue  # every trial ended, some were suggested twice (a small discrete search space)
+            outcome.interrupted = True  # Tune returned early: Ctrl-C
+            break
     ledger.elapsed_s += time.time() - start
-    outcome.unfinished = ledger.close_unfinished()
+    ledger.close_unfinished()
+    planned = (
+        len(spec.grid_trials())
+        if not spec.is_search
+        else (settings.num_samples or spec.num_samples or DEFAULT_NUM_SAMPLES)
+        * len(spec.seeds)
+        * len(spec.envs)
+        * len(spec.agents)
+    )
+    outcome.unfinished = planned - sum(e["status"] in DONE for e in ledger.trials.values())
     return outcome
 
 
@@ -506,6 +549,17 @@ class _Study:
     job: Job
     total: int
     """trials it will run (replays of done trials not counted)"""
+
+    keys: tuple[str, ...] = ()
+    """a grid's trials (a search's are known as it goes)"""
+
+    def complete(self, ledger: Ledger) -> bool:
+        """Whether every trial of this Tuner is done in the ledger (Tune also returns on Ctrl-C and timeout)."""
+        if self.keys:
+            return all(ledger.status(k) in DONE for k in self.keys)
+        job = self.job
+        done = [e for e in ledger.trials.values() if (e["env"], e["agent"]) == (job.env, job.agent)]
+        return sum(e["status"] in DONE for e in done) >= self.num_samples
 
 
 def _asha(spec: SweepSpec) -> _RecordingASHA | None:
@@ -544,11 +598,13 @@ def _studies(spec: SweepSpec, ledger: Ledger, settings: RunSettings):
                 yield _Study(
                     name,
                     {"trial": tune.grid_search(rows)},
-                    BasicVariantGenerator(),
+                    # Tune ignores max_concurrent_trials for a BasicVariantGenerator it did not make itself
+                    BasicVariantGenerator(max_concurrent=settings.max_concurrent or 0),
                     _asha(spec),
                     1,
                     Job(**common),
                     len(group),
+                    tuple(t.key for t in group),
                 )
         return
     from ray.tune.search.optuna import OptunaSearch
@@ -567,7 +623,9 @@ def _studies(spec: SweepSpec, ledger: Ledger, settings: RunSettings):
         for e in seen:  # the configs suggested before, in order: Optuna suggests them again first
             if e["config"] not in points:
                 points.append(e["config"])
-        searcher = OptunaSearch(points_to_evaluate=points or None, seed=spec.search_seed)
+        # A seeded sampler in a new process repeats its draws: on resume, after replaying the configs it had
+        # suggested, it would suggest the first of them again. Another seed per resumed state avoids that.
+        searcher = OptunaSearch(points_to_evaluate=points or None, seed=spec.search_seed + len(points))
         yield _Study(
             _name(env, agent),
             space,

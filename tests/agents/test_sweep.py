@@ -7,6 +7,7 @@ every Ray process on the machine by name, including a user's own clusters.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -273,10 +274,11 @@ def _results(out: Path) -> dict:
 def test_a_small_sweep_through_address_on_a_real_cluster(ray_cluster, tmp_path):
     address, env = ray_cluster
     out = tmp_path / "sweep"
-    proc = _sweep([str(_write(tmp_path / "s.yml", EXAMPLE)), "--out", str(out), "--address", address], env)
+    args = [str(_write(tmp_path / "s.yml", EXAMPLE)), "--out", str(out), "--address", address, "--max-concurrent", "1"]
+    proc = _sweep(args, env)
     text, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, text[-4000:]
-    assert f"Ray cluster at {address} (2 CPUs" in text
+    assert f"Ray cluster at {address} (2 CPUs, up to 1 trials at a time)" in text
     data = _results(out)
     assert len(data["trials"]) == 4 and all(t["status"] == "finished" for t in data["trials"])
     assert sorted((t["config"]["alpha"], t["seed"]) for t in data["trials"]) == [(0.1, 0), (0.1, 1), (0.5, 0), (0.5, 1)]
@@ -288,6 +290,14 @@ def test_a_small_sweep_through_address_on_a_real_cluster(ray_cluster, tmp_path):
         assert config["hyperparams"]["eval_episodes"] == 2000 and config["seed"] == t["seed"]
         assert json.loads((run_dir / "eval.json").read_text())["mean_return"] == t["metrics"]["mean_return"]
         assert t["metrics"]["episodes"] == 300 and t["attempts"] == 1
+    spans = sorted(
+        (
+            json.loads((Path(t["run_dir"]).parent / "attempts.json").read_text())[0]["started"],
+            (Path(t["run_dir"]) / "eval.json").stat().st_mtime,
+        )
+        for t in data["trials"]
+    )
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))  # one at a time
     assert len(data["configs"]) == 2
     for c in data["configs"]:
         returns = [t["metrics"]["mean_return"] for t in data["trials"] if t["config"] == c["config"]]
@@ -402,3 +412,38 @@ def test_a_search_on_a_local_ray_uses_optuna_seeds_as_repeats_and_asha(tmp_path)
     complete = {c["config_key"] for c in result.results["configs"] if c["complete"]}
     assert {b["config_key"] for b in result.results["best"]} <= complete
     assert len(result.results["best"]) == min(1, len(complete))
+
+
+@pytest.mark.slow
+def test_a_search_resumed_after_ctrl_c_suggests_its_configs_again_then_new_ones(ray_cluster, tmp_path):
+    address, env = ray_cluster
+    sweep = {
+        "env": "FrozenLake-v1",
+        "agent": "q_learning",
+        "seeds": [0, 1],
+        "num_samples": 3,
+        "search": {"alpha": {"loguniform": [0.05, 1.0]}},
+        "set": {"n_episodes": 8000, "checkpoint_every": 1000, "eval_episodes": 200},
+        "early_stopping": False,
+    }
+    out = tmp_path / "sweep"
+    proc = _sweep([str(_write(tmp_path / "s.yml", sweep)), "--out", str(out), "--address", address], env)
+    deadline = time.time() + 300
+    while not (out / "results.json").is_file() or not any(t["status"] == "finished" for t in _results(out)["trials"]):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[0][-4000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    text, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130, text[-4000:]
+    seen = {t["config"]["alpha"] for t in _results(out)["trials"]}
+
+    proc = _sweep(["--resume", str(out), "--address", address], env)
+    text, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, text[-4000:]
+    trials = _results(out)["trials"]
+    alphas = {t["config"]["alpha"] for t in trials}
+    assert seen <= alphas and len(alphas) == 3  # the configs suggested before, then new ones up to num_samples
+    assert sorted((t["config"]["alpha"], t["seed"]) for t in trials) == sorted((a, s) for a in alphas for s in (0, 1))
+    assert all(t["status"] == "finished" and t["metrics"]["episodes"] == 8000 for t in trials)
+    assert all(len([p for p in (out / "runs" / t["key"]).iterdir() if p.is_dir()]) == 1 for t in trials)
+    assert len(list((out / "runs").iterdir())) == 6
