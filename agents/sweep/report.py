@@ -245,7 +245,8 @@ def plot(data: Mapping[str, Any], path: Path) -> None:
     panels = [p for p in panels if p[2]]
     if not panels:
         return
-    height = max(2.5, 0.45 * max(len(rows) for *_, rows in panels) + 1.2)
+    lines = max(_wrap(c["label"]).count("\n") + 1 for *_, rows in panels for c in rows)
+    height = max(2.5, (0.3 + 0.15 * lines) * max(len(rows) for *_, rows in panels) + 1.2)
     fig = Figure(figsize=(6.5 * len(panels), height))
     axes = fig.subplots(1, len(panels), squeeze=False)
     best = {(b["env"], b["agent"]): b["config_key"] for b in data["best"]}
@@ -271,10 +272,10 @@ def plot(data: Mapping[str, Any], path: Path) -> None:
                     zorder=3,
                 )
         ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels([c["label"] for c in reversed(rows)], fontsize=7)
+        ax.set_yticklabels([_wrap(c["label"]) for c in reversed(rows)], fontsize=7)
         ax.set_ylim(-0.6, len(rows) - 0.4)
-        ax.set_xlabel(f"{label} at the end: each seed (grey), mean and 95% bootstrap CI (best in green)", fontsize=8)
-        ax.set_title(f"{env} · {agent}", fontsize=9)
+        ax.set_xlabel(f"{label}: each seed (grey), mean and 95% bootstrap CI", fontsize=8)
+        ax.set_title(f"{env} · {agent} (green: best by lower bound)", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".png", dir=path.parent)
@@ -285,6 +286,11 @@ def plot(data: Mapping[str, Any], path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _wrap(label: str, width: int = 28) -> str:
+    """One setting per line once a label gets long (tick labels must fit beside the panel)."""
+    return label if len(label) <= width else label.replace(" ", "\n")
 
 
 def write_reports(ledger: Ledger) -> dict[str, Any]:

@@ -472,6 +472,11 @@ def run(spec: SweepSpec, ledger: Ledger, settings: RunSettings, say: Callable[[s
     start = time.time()
     outcome = Outcome()
     budget = settings.time_budget_s
+    studies = list(_studies(spec, ledger, settings))
+    if not studies:
+        say("sweep: every trial is done already")
+        ledger.close_unfinished()
+        return outcome
     with _ray(settings):
         cpus = int(ray.cluster_resources().get("CPU", 1))
         where = "local Ray" if settings.address is None else f"Ray cluster at {settings.address}"
@@ -479,7 +484,7 @@ def run(spec: SweepSpec, ledger: Ledger, settings: RunSettings, say: Callable[[s
             f"sweep: {where} ({cpus} CPUs, up to {min(settings.max_concurrent or cpus, cpus)} trials at a time); "
             f"results in {ledger.out}"
         )
-        for study in _studies(spec, ledger, settings):
+        for study in studies:
             left = None if budget is None else budget - (time.time() - start)
             if left is not None and left <= 0:
                 outcome.out_of_time = True
