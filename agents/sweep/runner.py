@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -423,22 +425,29 @@ _TUNE_LOGGERS = {
 
 @contextmanager
 def _quiet_tune():
-    """Only our progress lines: Tune's legacy reporter at verbose=0 is silent (the new one still prints a
-    header), and its warnings about ``Tuner.restore`` are hidden (our resume is ``--resume DIR``)."""
-    before = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    """Only our progress lines and our Ctrl-C: Tune's legacy reporter at verbose=0 is silent (the new one
+    still prints a header), its hints about ``Tuner.restore`` are hidden (ours is ``--resume DIR``), and
+    Ctrl-C raises KeyboardInterrupt here instead of Tune's handler ending the run as if it were done."""
+    env = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_SIGINT_HANDLER": "1"}
+    before = {name: os.environ.get(name) for name in env}
     levels = {name: logging.getLogger(name).level for name in _TUNE_LOGGERS}
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    main = threading.current_thread() is threading.main_thread()  # only there can handlers change
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGUSR1)} if main else {}
+    os.environ.update(env)
     for name, level in _TUNE_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
     try:
         yield
     finally:
+        for sig, handler in handlers.items():  # Tune leaves its own installed
+            signal.signal(sig, handler)
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
-        if before is None:
-            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
-        else:
-            os.environ["RAY_AIR_NEW_OUTPUT"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -516,18 +525,15 @@ def run(spec: SweepSpec, ledger: Ledger, settings: RunSettings, say: Callable[[s
                     log_to_file=True,
                 ),
             )
-            with _quiet_tune():
-                grid = tuner.fit()
-            if study.complete(ledger):
-                continue
-            if budget is not None and time.time() - start >= budget - 1:
-                outcome.out_of_time = True
+            try:
+                with _quiet_tune():
+                    tuner.fit()
+            except KeyboardInterrupt:  # Ctrl-C: done trials are in the ledger; leaving Ray ends the running ones
+                outcome.interrupted = True
                 break
-            tune_trials = study.num_samples if study.job.env is not None else len(study.keys)
-            if len(grid) == tune_trials and grid.num_terminated + grid.num_errors == len(grid):
-                continue  # every trial ended, some were suggested twice (a small discrete search space)
-            outcome.interrupted = True  # Tune returned early: Ctrl-C
-            break
+            if not study.complete(ledger) and budget is not None and time.time() - start >= budget - 1:
+                outcome.out_of_time = True  # (a search that suggested a config twice is complete all the same)
+                break
     ledger.elapsed_s += time.time() - start
     ledger.close_unfinished()
     planned = (

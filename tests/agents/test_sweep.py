@@ -236,7 +236,9 @@ def ray_cluster():
         deadline = time.time() + 300  # ~10 s on an idle 2-core machine, minutes on an overloaded one
         while "Ray runtime started" not in (temp / "ray-start.log").read_text():
             assert proc.poll() is None, (temp / "ray-start.log").read_text()[-3000:]
-            assert time.time() < deadline, "ray start did not come up in 300 s"
+            assert time.time() < deadline, (
+                "ray start: not up in 300 s:\n" + (temp / "ray-start.log").read_text()[-3000:]
+            )
             time.sleep(0.5)
         yield f"127.0.0.1:{port}", env
     finally:
