@@ -113,7 +113,10 @@ class Ledger:
         }
 
     def save(self) -> None:
-        atomic_write_text(self.out / RESULTS, json.dumps(self.data(), indent=2, default=str) + "\n")
+        """results.json and the results.md table, after every change (the plot comes at the end)."""
+        data = self.data()
+        atomic_write_text(self.out / RESULTS, json.dumps(data, indent=2, default=str) + "\n")
+        atomic_write_text(self.out / "results.md", markdown(data))
 
 
 def aggregate(trials: Iterable[Mapping[str, Any]], spec: SweepSpec) -> list[dict[str, Any]]:
@@ -297,6 +300,5 @@ def write_reports(ledger: Ledger) -> dict[str, Any]:
     """results.json, results.md and results.png in the sweep's folder; returns the results."""
     ledger.save()
     data = ledger.data()
-    atomic_write_text(ledger.out / "results.md", markdown(data))
     plot(data, ledger.out / "results.png")
     return data
