@@ -19,6 +19,10 @@ PROGRAMS: dict[str, tuple[str, str]] = {
     "pictures": ("pictures", "regenerate the viewer pictures of the README and docs from the renderer"),
     "ladder": ("ladder", "the perception ladder: one task at every rung, symbols to pixels"),
     "bandit": ("run_bandit", "bandit agents x seeds on DigitBandit, cumulative regret"),
+    "sweep": (
+        "sweep",
+        "envs x agents x configs x seeds as Ray Tune trials, statistics over seeds (extra: distributed)",
+    ),
     "plot": ("plot_curves", "learning curves over seeds from run directories"),
     "train-classifier": ("train_classifier", "train the MNIST classifier that reads digits"),
     "evaluate-classifier": ("evaluate_classifier", "accuracy and confusion matrix of a classifier checkpoint"),
