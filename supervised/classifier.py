@@ -136,10 +136,23 @@ class TrainConfig:
 
 
 RECIPES: dict[str, tuple[ClassifierConfig, TrainConfig]] = {
-    # The seed's tutorial: Keras defaults (Adam 1e-3, batch 32), inputs x/255, 5 epochs.
+    # The seed's tutorial with Keras' defaults: Glorot-uniform weights, zero biases, Adam 1e-3 (epsilon 1e-7),
+    # batch 32, inputs x/255, no augmentation, 5 epochs. Measured (seeds 0/1/2): 97.74/97.70/97.64%. Dropping
+    # the shift augmentation this recipe used to inherit is what moved it into the tutorial's 97.5-98%
+    # (97.36 -> 97.72% at seed 0); the Keras initialisation and epsilon move the final accuracy within seed
+    # noise (mean 97.68 -> 97.69%) but the accuracy after one epoch up by ~0.6 points.
     "mlp": (
         ClassifierConfig(arch="mlp"),
-        TrainConfig(epochs=5, batch_size=32, lr=1e-3, schedule="constant", weight_decay=0.0),
+        TrainConfig(
+            epochs=5,
+            batch_size=32,
+            lr=1e-3,
+            schedule="constant",
+            weight_decay=0.0,
+            augment="none",
+            init="keras",
+            adam_eps=1e-7,
+        ),
     ),
     # The same MLP with a large batch and a one-cycle schedule: the same accuracy in a few seconds.
     "mlp-fast": (ClassifierConfig(arch="mlp"), TrainConfig(epochs=10, batch_size=512, lr=5e-3, weight_decay=0.0)),

@@ -114,3 +114,27 @@ def test_shipped_readers_give_the_float32_labels_on_the_whole_test_set(name, pre
         np.testing.assert_array_equal(labels, ref.argmax(1))
         # bfloat16 (where "auto" picks it) moves a confidence by at most ~0.6% (measured: 0.55%)
         np.testing.assert_allclose(conf, p.max(1), atol=0.02 if reader.net.bfloat16 else 1e-5)
+
+
+def test_keras_init_gives_glorot_uniform_weights_and_zero_biases():
+    torch.manual_seed(0)
+    model = C.DigitClassifier(C.ClassifierConfig(arch="mlp"))
+    C.keras_init(model)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            fan_out, fan_in = m.weight.shape
+            bound = (6 / (fan_in + fan_out)) ** 0.5
+            w = m.weight.detach()
+            assert 0.95 * bound < float(w.abs().max()) <= bound
+            assert float(w.std()) == pytest.approx(bound / 3**0.5, rel=0.05)
+            assert torch.count_nonzero(m.bias) == 0
+    _, cfg = C.recipe("mlp")  # the seed's tutorial: Keras' defaults, no augmentation
+    assert (cfg.init, cfg.adam_eps, cfg.augment, cfg.batch_size, cfg.epochs) == ("keras", 1e-7, "none", 32, 5)
+    with pytest.raises(ValueError, match="init"):
+        C.TrainConfig(init="he")
+
+
+@pytest.mark.slow
+def test_shipped_mlp_is_in_the_tutorials_accuracy_range(mnist):
+    labels, _ = DigitReader("mlp")(mnist.test_images)
+    assert 0.975 <= (labels == mnist.test_labels).mean() <= 0.98
