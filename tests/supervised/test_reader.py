@@ -138,3 +138,12 @@ def test_keras_init_gives_glorot_uniform_weights_and_zero_biases():
 def test_shipped_mlp_is_in_the_tutorials_accuracy_range(mnist):
     labels, _ = DigitReader("mlp")(mnist.test_images)
     assert 0.975 <= (labels == mnist.test_labels).mean() <= 0.98
+
+
+def test_a_reader_pickles_with_its_precision_and_cache_setting(mnist):
+    import pickle
+
+    reader = DigitReader("cnn", precision="auto", cache_size=10)
+    again = pickle.loads(pickle.dumps(reader))
+    assert (again.precision, again.cache_size, again.net.bfloat16) == ("auto", 10, C.native_bfloat16())
+    np.testing.assert_array_equal(again(mnist.test_images[:100])[0], reader(mnist.test_images[:100])[0])
