@@ -28,6 +28,7 @@ CHECKPOINT_VERSION = 1
 RESUME_FORMAT = "mnist_classifier_resume"
 ARCHS = ("cnn", "mlp")
 AUGMENTATIONS = ("none", "shift", "affine")
+INITS = ("torch", "keras")
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,14 @@ class TrainConfig:
     augment: str = "shift"  # "shift": random shifts of up to 2 px; "affine": also rotation <= 10°, scale 0.9-1.1
     seed: int = 0
     threads: int = 1
+    init: str = "torch"  # "torch": PyTorch's layer defaults; "keras": Glorot-uniform weights, zero biases
+    adam_eps: float = 1e-8  # PyTorch's default; Keras' is 1e-7
 
     def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}: use one of {INITS}")
+        if self.adam_eps <= 0:
+            raise ValueError(f"adam_eps must be > 0, got {self.adam_eps}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.threads < 1:
             raise ValueError(f"epochs, batch_size, threads must be >= 1 and lr > 0: {self}")
         if self.augment not in AUGMENTATIONS:
@@ -129,10 +136,23 @@ class TrainConfig:
 
 
 RECIPES: dict[str, tuple[ClassifierConfig, TrainConfig]] = {
-    # The seed's tutorial: Keras defaults (Adam 1e-3, batch 32), inputs x/255, 5 epochs.
+    # The seed's tutorial with Keras' defaults: Glorot-uniform weights, zero biases, Adam 1e-3 (epsilon 1e-7),
+    # batch 32, inputs x/255, no augmentation, 5 epochs. Measured (seeds 0/1/2): 97.74/97.70/97.64%. Dropping
+    # the shift augmentation this recipe used to inherit is what moved it into the tutorial's 97.5-98%
+    # (97.36 -> 97.72% at seed 0); the Keras initialisation and epsilon move the final accuracy within seed
+    # noise (mean 97.68 -> 97.69%) but the accuracy after one epoch up by ~0.6 points.
     "mlp": (
         ClassifierConfig(arch="mlp"),
-        TrainConfig(epochs=5, batch_size=32, lr=1e-3, schedule="constant", weight_decay=0.0),
+        TrainConfig(
+            epochs=5,
+            batch_size=32,
+            lr=1e-3,
+            schedule="constant",
+            weight_decay=0.0,
+            augment="none",
+            init="keras",
+            adam_eps=1e-7,
+        ),
     ),
     # The same MLP with a large batch and a one-cycle schedule: the same accuracy in a few seconds.
     "mlp-fast": (ClassifierConfig(arch="mlp"), TrainConfig(epochs=10, batch_size=512, lr=5e-3, weight_decay=0.0)),
@@ -215,6 +235,108 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 AUGMENT = {"none": lambda x, gen: x, "shift": _shift, "affine": _augment}
 
 
+def native_bfloat16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX-512 BF16 or AMX); False if torch cannot tell."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+# bfloat16 moves a logit of the shipped CNN by at most 0.11 (measured on the 10k MNIST test digits); a row whose
+# two best bfloat16 logits are closer than this is read again in float32, so the labels stay the float32 ones.
+TIE_MARGIN = 1.0
+
+
+class InferenceNet:
+    """A trained classifier for reading uint8 images: the preprocessing and any BatchNorm folded into the weights.
+
+    ``net(images)`` maps a uint8 tensor ``(n, 28, 28)`` to float32 logits ``(n, 10)``, equal to
+    ``model(preprocess(images))`` up to float32 rounding (identical labels on the MNIST test set), with one
+    functional call per layer instead of the module tree and its preprocessing passes.
+
+    With ``bfloat16=True`` (only where :func:`native_bfloat16`), batches of at least ``bfloat16_from`` images run
+    the hidden layers in bfloat16 (~2× faster here; the output layer stays float32), and the rows whose top two
+    logits are within :data:`TIE_MARGIN` are recomputed in float32: labels equal the float32 ones, the logits
+    of the other rows differ by up to ~0.1 (so a confidence by up to ~10% of itself on uncertain digits).
+    """
+
+    def __init__(
+        self, model: DigitClassifier, preprocess: Preprocess, *, bfloat16: bool = False, bfloat16_from: int = 64
+    ):
+        cfg = model.cfg
+        if bfloat16 and not native_bfloat16():
+            raise ValueError("bfloat16 reading needs a CPU with native bfloat16 (AVX-512 BF16 or AMX)")
+        self.arch, self.bfloat16, self.bfloat16_from = cfg.arch, bfloat16, bfloat16_from
+        with torch.no_grad():
+            layers = [m for m in model.body if isinstance(m, nn.Conv2d | nn.Linear | nn.BatchNorm2d)]
+            weights: list[tuple[torch.Tensor, torch.Tensor]] = []
+            for m in layers:
+                if isinstance(m, nn.BatchNorm2d):  # y = g (x - mu) / sd + beta after the (bias-free) conv
+                    w, b = weights.pop()
+                    g = m.weight / torch.sqrt(m.running_var + m.eps)
+                    weights.append((w * g.view(-1, 1, 1, 1), (b - m.running_mean) * g + m.bias))
+                else:
+                    weights.append(
+                        (m.weight.clone(), m.bias.clone() if m.bias is not None else torch.zeros(len(m.weight)))
+                    )
+            # (u / 255 - mean) / std = s u + c for uint8 u: fold s and c into the first layer (no padding anywhere,
+            # so c reaches every output through the whole kernel).
+            s, c = 1.0 / (255.0 * preprocess.std), -preprocess.mean / preprocess.std
+            w, b = weights[0]
+            dims = tuple(range(1, w.ndim))
+            weights[0] = (w * s, b + c * w.sum(dims))
+            head = model.head[-1]
+            self.hidden = [(w.contiguous(), b.contiguous()) for w, b in weights]
+            self.out = (head.weight.clone(), head.bias.clone())
+            self.hidden_bf16 = [(w.to(torch.bfloat16), b.to(torch.bfloat16)) for w, b in self.hidden]
+            # numpy copies for tiny batches, laid out for im2col on channels-last activations
+            npw = [(w.numpy(), b.numpy()) for w, b in [*self.hidden, self.out]]
+            if self.arch == "cnn":
+                (w1, b1), (w2, b2), (w3, b3), out = npw
+                c2 = len(w2)
+                w3 = w3.reshape(len(w3), c2, 5, 5).transpose(0, 2, 3, 1)  # torch flattens (c, h, w); we have (h, w, c)
+                npw = [(w1.reshape(len(w1), -1), b1), (w2.reshape(c2, -1), b2), (w3.reshape(len(w3), -1), b3), out]
+            self._np = [(np.ascontiguousarray(w.T), b.copy()) for w, b in npw]
+
+    def _body(self, x: torch.Tensor, weights: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        if self.arch == "mlp":
+            ((w, b),) = weights
+            return F.linear(x.flatten(1), w, b).relu_()
+        (w1, b1), (w2, b2), (w3, b3) = weights
+        x = F.conv2d(x.unsqueeze(1), w1, b1, stride=2).relu_()
+        x = F.conv2d(x, w2, b2, stride=2).relu_()
+        return F.linear(x.flatten(1), w3, b3).relu_()
+
+    def numpy(self, images: np.ndarray) -> np.ndarray:
+        """The float32 logits computed with numpy: ~5× less overhead than torch for a handful of images."""
+        n = len(images)
+        x = images.astype(np.float32)
+        if self.arch == "mlp":
+            (w1, b1), (w2, b2) = self._np
+            return np.maximum(x.reshape(n, -1) @ w1 + b1, 0.0) @ w2 + b2
+        (w1, b1), (w2, b2), (w3, b3), (w4, b4) = self._np
+        win = np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(1, 2))[:, ::2, ::2]  # (n, 12, 12, 5, 5)
+        h = np.maximum(win.reshape(n * 144, 25) @ w1 + b1, 0.0).reshape(n, 12, 12, -1)
+        win = np.lib.stride_tricks.sliding_window_view(h, (3, 3), axis=(1, 2))[:, ::2, ::2]  # (n, 5, 5, c, 3, 3)
+        h = np.maximum(win.reshape(n * 25, -1) @ w2 + b2, 0.0)
+        return np.maximum(h.reshape(n, -1) @ w3 + b3, 0.0) @ w4 + b4
+
+    def float32(self, images: torch.Tensor) -> torch.Tensor:
+        return F.linear(self._body(images.to(torch.float32), self.hidden), *self.out)
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if not self.bfloat16 or len(images) < self.bfloat16_from:
+            return self.float32(images)
+        logits = F.linear(self._body(images.to(torch.bfloat16), self.hidden_bf16).float(), *self.out)
+        top2 = logits.topk(2, dim=1).values
+        close = (top2[:, 0] - top2[:, 1] < TIE_MARGIN).nonzero().squeeze(1)
+        if len(close):
+            logits[close] = self.float32(images[close])
+        return logits
+
+
 @torch.inference_mode()
 def predict_logits(
     model: DigitClassifier, preprocess: Preprocess, images: np.ndarray, batch_size: int = 2048
@@ -246,6 +368,28 @@ class SaveClock:
             return False
         self.last = time.monotonic()
         return True
+
+
+def keras_init(model: nn.Module) -> None:
+    """Keras' layer defaults: Glorot-uniform kernels (fan-in and fan-out include the receptive field, as in
+    PyTorch's ``xavier_uniform_``) and zero biases, drawn from torch's global RNG."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear | nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def _optimizer(model: nn.Module, train_cfg: TrainConfig, total_steps: int):
+    """AdamW and the learning-rate schedule of ``train_cfg``."""
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay, eps=train_cfg.adam_eps
+    )
+    if train_cfg.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train_cfg.lr, total_steps=total_steps, pct_start=0.25)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return opt, sched
 
 
 @isolated_training
@@ -289,11 +433,9 @@ def train(
     n = len(y_all)
     steps_per_epoch = math.ceil(n / train_cfg.batch_size)
     total_steps = steps_per_epoch * train_cfg.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    if train_cfg.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train_cfg.lr, total_steps=total_steps, pct_start=0.25)
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    if train_cfg.init == "keras":
+        keras_init(model)
+    opt, sched = _optimizer(model, train_cfg, total_steps)
     have_test = test_images is not None and test_labels is not None
     history: list[dict[str, float]] = []
     bar = None

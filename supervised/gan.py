@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from perceptgym.supervised.checkpoint import CheckpointError, DeferredInterrupt, load_checkpoint, save_checkpoint
+from perceptgym.supervised.classifier import native_bfloat16
 from perceptgym.supervised.global_state import isolated_training, kept_global_state
 
 CHECKPOINT_FORMAT = "mnist_gan"
@@ -244,14 +245,6 @@ def _conv_transpose_to_one_channel(h: torch.Tensor, conv: nn.ConvTranspose2d) ->
     blocks = h.permute(0, 2, 3, 1).reshape(n, height * width, c) @ conv.weight.reshape(c, 16)
     out = F.fold(blocks.transpose(1, 2), (2 * height, 2 * width), 4, stride=2, padding=1)
     return out + conv.bias.view(1, 1, 1, 1)
-
-
-def _native_bfloat16() -> bool:
-    """Whether oneDNN runs bfloat16 natively on this CPU (AVX-512 BF16 or AMX); False if torch cannot tell."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 class _Bfloat16(nn.Module):
@@ -738,7 +731,7 @@ class GanSource:
         self.path = SHIPPED["gan"] if str(path) == "gan" else Path(path)
         loaded = load_generator(self.path)
         if bfloat16 is None:
-            bfloat16 = _native_bfloat16()
+            bfloat16 = native_bfloat16()
         self.bfloat16 = bfloat16
         with kept_global_state():  # fusing builds a layer, whose initial weights draw from torch's global RNG
             self.generator = fuse_batchnorm(loaded.generator, bfloat16=bfloat16)
