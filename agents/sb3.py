@@ -81,7 +81,7 @@ UNTRUSTED_ZIP = (
     "if you made it yourself: pass trust_checkpoint=True (--trust-checkpoint), then save the agent again to "
     "convert it to perceptgym's safe .pt format"
 )
-FEATURE_EXTRACTORS = ("auto", "small_cnn", "default")
+FEATURE_EXTRACTORS = ("auto", "small_cnn", "digit_encoder", "default")
 
 
 # ---- feature extractors ------------------------------------------------------------------------------------
@@ -152,6 +152,40 @@ class SmallCombinedExtractor(BaseFeaturesExtractor):
         return torch.cat([ext(observations[key]) for key, ext in self.extractors.items()], dim=1)
 
 
+class DigitDictExtractor(BaseFeaturesExtractor):
+    """For GridDriving's ``dict`` observation: one digit encoder shared by every image key, and a state embedding.
+
+    The card and the sign are the same kind of thing (a handwritten digit), so one :class:`SmallCnn` reads both:
+    it learns digits from twice the images, and a card and a sign that show the same number get the same
+    features, which is what deciding "is this my stop?" needs. The ``Discrete`` state arrives one-hot (SB3's
+    preprocessing), so a bias-free linear layer on it is an embedding table. The parts are fused by one linear
+    layer. PPO and A2C initialise all of it orthogonally (SB3's ``ortho_init``).
+    """
+
+    def __init__(
+        self, observation_space: gym.spaces.Dict, digit_dim: int = 64, state_dim: int = 64, fused_dim: int = 256
+    ):
+        images = [k for k, s in observation_space.spaces.items() if is_image_like(s)]
+        others = [k for k in observation_space.spaces if k not in images]
+        if not images or len({observation_space[k].shape for k in images}) != 1:
+            raise ValueError(
+                f"features_extractor='digit_encoder' needs image keys of one shape, got {observation_space}"
+            )
+        super().__init__(observation_space, features_dim=fused_dim)
+        self.images, self.others = images, others
+        self.digits = SmallCnn(observation_space[images[0]], digit_dim)
+        n_other = sum(get_flattened_obs_dim(observation_space[k]) for k in others)
+        self.state = nn.Linear(n_other, state_dim, bias=False) if others else None
+        width = digit_dim * len(images) + (state_dim if others else 0)
+        self.fuse = nn.Sequential(nn.Linear(width, fused_dim), nn.ReLU())
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = [self.digits(observations[k]) for k in self.images]
+        if self.state is not None:
+            parts.append(self.state(torch.cat([observations[k].flatten(1).float() for k in self.others], dim=1)))
+        return self.fuse(torch.cat(parts, dim=1))
+
+
 # ---- configs -----------------------------------------------------------------------------------------------
 def rate(value: float | str, name: str) -> float | Callable[[float], float]:
     """A constant, or RL Zoo's ``"lin_<v>"`` (linear from v to 0 over training), as SB3 expects."""
@@ -180,7 +214,8 @@ class SB3Config:
     net_arch: list[int] | None = None
     """hidden layer sizes of the policy/value MLP (None: SB3's default)"""
     features_extractor: str = "auto"
-    """auto (SmallCnn for images, else SB3's default) | small_cnn | default (SB3's: NatureCNN for images)"""
+    """auto (SmallCnn for images, else SB3's default) | small_cnn | digit_encoder (Dict: one SmallCnn shared by the
+    image keys, fused with a state embedding) | default (SB3's: NatureCNN for images)"""
     features_dim: int = 128
     """output size of SmallCnn"""
     torch_threads: int = 1
@@ -423,6 +458,14 @@ class SB3Agent:
         if cfg.net_arch is not None:
             kwargs["net_arch"] = list(cfg.net_arch)
         small = cfg.features_extractor == "small_cnn" or cfg.features_extractor == "auto"
+        if cfg.features_extractor == "digit_encoder":
+            if not isinstance(space, gym.spaces.Dict):
+                raise ValueError(f"features_extractor='digit_encoder' needs a Dict observation space, got {space}")
+            kwargs.update(
+                features_extractor_class=DigitDictExtractor,
+                features_extractor_kwargs={"digit_dim": cfg.features_dim, "state_dim": cfg.features_dim},
+            )
+            return "MultiInputPolicy", kwargs
         if isinstance(space, gym.spaces.Dict):
             if small and any(is_image_like(s) for s in space.spaces.values()):
                 kwargs.update(

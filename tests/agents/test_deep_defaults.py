@@ -78,3 +78,25 @@ def test_maskable_ppo_trains_on_the_native_vector_env_and_acts_within_the_mask(t
     obs, info = env.reset(seed=2)
     assert again.act(obs, action_mask=info["action_mask"]) == agent.act(obs, action_mask=info["action_mask"])
     env.close()
+
+
+def test_digit_encoder_reads_card_and_sign_with_one_network(tmp_path):
+    import torch
+
+    from perceptgym.agents.sb3 import DigitDictExtractor, PPOAgent
+
+    env = make_env(GRID, {"obs_mode": "dict"})
+    config = {"n_envs": 1, "n_steps": 16, "batch_size": 16, "features_extractor": "digit_encoder", "features_dim": 32}
+    agent = make_agent("ppo", env.observation_space, env.action_space, config, seed=0)
+    extractor = agent.model.policy.features_extractor
+    assert isinstance(extractor, DigitDictExtractor) and extractor.images == ["card", "sign"]
+    # one set of convolution weights for both images: what it learns reading cards, it knows on signs
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in extractor.modules()) == 2
+    obs, _ = env.reset(seed=0)
+    agent.learn(env, 32)
+    path = agent.save(tmp_path / "model")
+    again = PPOAgent.load(path, env.observation_space, env.action_space)
+    assert again.act(obs) == agent.act(obs)
+    with pytest.raises(ValueError, match="digit_encoder"):
+        make_agent("ppo", gym.spaces.Discrete(4), gym.spaces.Discrete(2), {"features_extractor": "digit_encoder"})
+    env.close()
