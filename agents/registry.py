@@ -197,11 +197,12 @@ for _name, _cls in (
     register_agent(
         _name, f"perceptgym.agents.tabular:{_cls}", "perceptgym.agents.tabular:TabularConfig", kind="tabular"
     )
-for _name, _config in (("dqn", "DQNConfig"), ("ppo", "PPOConfig"), ("a2c", "A2CConfig")):
+for _name, _cls, _config in (
+    ("dqn", "DQNAgent", "DQNConfig"),
+    ("ppo", "PPOAgent", "PPOConfig"),
+    ("a2c", "A2CAgent", "A2CConfig"),
+    ("maskable_ppo", "MaskablePPOAgent", "PPOConfig"),
+):
     register_agent(
-        _name,
-        f"perceptgym.agents.sb3:{_config.removesuffix('Config')}Agent",
-        f"perceptgym.agents.sb3:{_config}",
-        kind="sb3",
-        factory=_sb3_factory,
+        _name, f"perceptgym.agents.sb3:{_cls}", f"perceptgym.agents.sb3:{_config}", kind="sb3", factory=_sb3_factory
     )

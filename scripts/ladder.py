@@ -1,6 +1,7 @@
 """The perception ladder: the same driving task at every rung, from true symbols to raw pixels.
 
     perceptgym ladder                       # 3 seeds; ~15 min on 2 cores (the pixels rung is most of it)
+    perceptgym ladder --quick               # the protocol at CI budgets (3 seeds, about a minute)
     perceptgym ladder --seeds 0 --episodes 20000 --pixels-steps 20000 --eval-episodes 100   # a quick look
 
 Rungs: ``symbolic`` (Q-learning on the true state), ``perceived (MLP)`` and ``perceived (CNN)`` (Q-learning
@@ -8,7 +9,10 @@ on the state as read by the tutorial MLP or the shipped CNN), ``perceived (CNN),
 on GAN-drawn handwriting) and ``pixels (PPO)`` (PPO learning to read the card and sign images while it
 learns to drive). The recipes are the ``perceptgym/GridDriving-v0`` entries of q_learning.yml and ppo.yml
 in agents/hyperparams/; the flags change only the budgets. Training uses MNIST training digits;
-evaluation uses MNIST test digits (GAN digits on rung 4). Writes ``ladder.json`` (per-seed numbers),
+evaluation uses MNIST test digits (GAN digits on rung 4). Every rung reports its normalised score
+(0 = uniform-random policy, 1 = value iteration's greedy policy, both on the rung's evaluation episodes),
+success, wrong-stop and collision rates, return, training env steps and wall time as the mean over seeds
+[95% bootstrap interval]. Writes ``ladder.json`` (per-seed numbers and the ``protocol`` summary),
 ``ladder.md`` (the table), ``ladder.png`` and the agents' run directories (``runs/<rung>/``) into ``--out``.
 """
 

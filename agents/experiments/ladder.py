@@ -14,6 +14,12 @@ Rungs (every agent is evaluated greedily on handwriting it never saw in training
 The agents' recipes are the ``perceptgym/GridDriving-v0`` entries of ``q_learning.yml`` and ``ppo.yml``;
 the ladder may change only their budgets. Training uses MNIST training digits; evaluation uses MNIST test
 digits (rung 4: GAN digits). Each trained agent is a run directory under ``<out>/runs/<rung>/``.
+
+The ladder is a benchmark protocol: every rung reports success, wrong-stop and collision rates, greedy return
+and a **normalised score** (0 = the uniform-random policy, 1 = value iteration's greedy policy on the true
+state, both run on the very same evaluation episodes as the rung's agent: GridDriving's episode starts and
+cards depend only on the reset seed, not on the policy or the observation mode), plus its training env steps
+and wall time, each as the mean over seeds with a 95% percentile-bootstrap interval (``summary["protocol"]``).
 """
 
 from __future__ import annotations
@@ -27,17 +33,33 @@ from typing import Any
 import numpy as np
 
 from perceptgym.agents.config import check_seeds, check_settings
+from perceptgym.agents.env_factory import make_env
 from perceptgym.agents.experiments.driving import (
+    ENV_ID,
     budget_key,
+    evaluate_driving,
     evaluate_run,
     optimal_return,
     recipe,
     train_driving,
 )
 from perceptgym.agents.experiments.files import pyplot, save_figure, write_json, write_text
+from perceptgym.agents.experiments.stats import bootstrap_ci
 
 EVAL_SEED_OFFSET = 10_000
 """evaluation episodes of seed s start from reset(seed=s + EVAL_SEED_OFFSET)"""
+QUICK = {"episodes": 3_000, "pixels_steps": 2_048, "eval_episodes": 50}
+"""the budgets of ``--quick`` (CI), 3 seeds as always: the recipes stay the YAML's"""
+PROTOCOL_KEYS = (
+    "normalised_score",
+    "success_rate",
+    "wrong_stop_rate",
+    "collision_rate",
+    "mean_return",
+    "train_env_steps",
+    "train_seconds",
+)
+"""the numbers every rung reports as mean and 95% bootstrap interval over seeds"""
 
 
 @dataclass(frozen=True)
@@ -81,6 +103,8 @@ RUNGS = (
 
 @dataclass
 class LadderSettings:
+    quick: bool = False
+    """reduced budgets for CI (3,000 Q-learning episodes, 2,048 PPO steps, 50 evaluation episodes)"""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """one full ladder per seed"""
     episodes: int | None = None
@@ -102,14 +126,82 @@ class LadderSettings:
 
 
 def budgets(settings: LadderSettings) -> dict[str, dict[str, int]]:
-    """Per agent of the ladder: its training budget and evaluation episodes (the settings, else the YAML)."""
+    """Per agent of the ladder: its training budget and evaluation episodes (the settings, else quick's, else the
+    YAML's)."""
+    quick = QUICK if settings.quick else {}
+    eval_episodes = settings.eval_episodes or quick.get("eval_episodes")
     out = {}
-    for agent, budget in (("q_learning", settings.episodes), ("ppo", settings.pixels_steps)):
+    for agent, name in (("q_learning", "episodes"), ("ppo", "pixels_steps")):
         hyperparams = recipe(agent)
-        out[agent] = {
-            "budget": hyperparams[budget_key(agent)] if budget is None else budget,
-            "eval_episodes": settings.eval_episodes or hyperparams["eval_episodes"],
-        }
+        budget = getattr(settings, name)
+        if budget is None:
+            budget = quick.get(name, hyperparams[budget_key(agent)])
+        out[agent] = {"budget": budget, "eval_episodes": eval_episodes or hyperparams["eval_episodes"]}
+    return out
+
+
+class UniformPolicy:
+    """The normalised score's 0: a uniformly random action every step, from its own generator."""
+
+    def __init__(self, n_actions: int, seed: int):
+        self.n_actions, self._rng = n_actions, np.random.default_rng(seed)
+
+    def act(self, obs: Any, *, explore: bool) -> int:
+        return int(self._rng.integers(self.n_actions))
+
+
+class PlannerPolicy:
+    """The normalised score's 1: greedy in value iteration's exact action values, on the true (symbolic) state."""
+
+    def __init__(self, q: np.ndarray):
+        self.q = q
+
+    def act(self, obs: Any, *, explore: bool) -> int:
+        return int(np.argmax(self.q[int(obs)]))
+
+
+def reference_rows(n_episodes: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
+    """The uniform-random and the value-iteration policies evaluated on a rung's evaluation episodes.
+
+    They run on the ``symbolic`` mode of the same map and reset seed: the episodes (start, card, traffic) are the
+    ones the rung's agent meets, whatever its observation.
+    """
+    env = make_env(ENV_ID, {**(env_kwargs or {}), "obs_mode": "symbolic"})
+    try:
+        _, q = env.unwrapped.value_iteration()
+        policies = {"random": UniformPolicy(env.action_space.n, seed), "value_iteration": PlannerPolicy(q)}
+        return {name: evaluate_driving(policy, env, n_episodes, seed) for name, policy in policies.items()}
+    finally:
+        env.close()
+
+
+def normalised_score(mean_return: float, random_return: float, optimal_return: float) -> float:
+    """``(R - R_random) / (R_optimal - R_random)``: 0 for the random policy, 1 for the optimal one."""
+    if not optimal_return > random_return:
+        raise ValueError(f"the optimal return {optimal_return} must exceed the random policy's {random_return}")
+    return (mean_return - random_return) / (optimal_return - random_return)
+
+
+def with_score(row: dict[str, Any], references: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """``row`` plus the reference returns measured on its episodes and its normalised score."""
+    random_return = references["random"]["mean_return"]
+    vi_return = references["value_iteration"]["mean_return"]
+    return {
+        **row,
+        "random_return": random_return,
+        "value_iteration_return": vi_return,
+        "normalised_score": normalised_score(row["mean_return"], random_return, vi_return),
+    }
+
+
+def protocol_summary(rungs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Rung -> number -> ``{"mean", "low", "high"}``: the mean over seeds and its 95% bootstrap interval."""
+    out = {}
+    for name, rows in rungs.items():
+        out[name] = {}
+        for key in PROTOCOL_KEYS:
+            mean, low, high = bootstrap_ci([r[key] for r in rows])
+            out[name][key] = {"mean": mean, "low": low, "high": high}
     return out
 
 
@@ -125,7 +217,10 @@ def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None
 
     Returns the summary saved as ladder.json: ``rungs`` maps each rung's name to one row per seed
     (``mean_return``, ``std_return``, ``success_rate``, ``wrong_stop_rate``, ``collision_rate``, ``seed``,
-    ``train_seconds``, ``eval_episodes`` and the ``run_dir`` of the agent evaluated).
+    ``train_seconds``, ``train_env_steps``, ``eval_episodes``, the ``run_dir`` of the agent evaluated, the
+    ``random_return`` and ``value_iteration_return`` measured on the same episodes and the
+    ``normalised_score``); ``protocol`` has each rung's means over seeds with 95% bootstrap intervals.
+    A rung that shares another's agents reports no training of its own (0 s, 0 steps).
     """
     out = Path(settings.out)
     budget = budgets(settings)
@@ -133,10 +228,11 @@ def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None
     results: dict[str, list[dict[str, Any]]] = {r.name: [] for r in rungs}
     for seed in settings.seeds:
         trained: dict[str, Path] = {}
+        references: dict[int, dict[str, dict[str, float]]] = {}
         for rung in rungs:
             start = time.perf_counter()
             if rung.shares_agent_with:
-                run_dir, train_seconds = trained[rung.shares_agent_with], 0.0
+                run_dir, train_seconds, train_steps = trained[rung.shares_agent_with], 0.0, 0
             else:
                 run = train_driving(
                     rung.agent,
@@ -147,19 +243,30 @@ def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None
                     progress=settings.progress,
                 )
                 run_dir = trained[rung.name] = run.run_dir
-                train_seconds = time.perf_counter() - start
+                train_seconds, train_steps = time.perf_counter() - start, run.global_step
             n_eval = budget[rung.agent]["eval_episodes"]
             row: dict[str, Any] = evaluate_run(run_dir, rung.eval_source, n_eval, seed + EVAL_SEED_OFFSET)
-            row.update(seed=seed, train_seconds=train_seconds, eval_episodes=n_eval, run_dir=str(run_dir))
+            if n_eval not in references:
+                references[n_eval] = reference_rows(n_eval, seed + EVAL_SEED_OFFSET)
+            row = with_score(row, references[n_eval])
+            row.update(
+                seed=seed,
+                train_seconds=train_seconds,
+                train_env_steps=train_steps,
+                eval_episodes=n_eval,
+                run_dir=str(run_dir),
+            )
             results[rung.name].append(row)
             if log is not None:
                 log(
-                    f"seed {seed} | {rung.name:<28} | return {row['mean_return']:+.3f} | success "
+                    f"seed {seed} | {rung.name:<28} | score {row['normalised_score']:+.3f} | "
+                    f"return {row['mean_return']:+.3f} | success "
                     f"{row['success_rate']:.3f} | wrong stop {row['wrong_stop_rate']:.3f} | "
                     f"train {train_seconds:.0f} s | {run_dir}"
                 )
     summary = {
         "args": {
+            "quick": settings.quick,
             "seeds": list(settings.seeds),
             "episodes": budget["q_learning"]["budget"],
             "pixels_steps": budget["ppo"]["budget"],
@@ -168,6 +275,7 @@ def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None
         },
         "optimal_return": optimal_return(),
         "rungs": results,
+        "protocol": protocol_summary(results),
     }
     write_json(out / "ladder.json", summary)
     write_text(out / "ladder.md", markdown_table(summary) + "\n")
@@ -180,61 +288,82 @@ def _one_or_each(values: dict[str, int]) -> int | dict[str, int]:
     return next(iter(values.values())) if len(set(values.values())) == 1 else dict(sorted(values.items()))
 
 
-def _mean_std(rows: list[dict[str, float]], key: str) -> tuple[float, float]:
-    values = np.array([r[key] for r in rows])
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+PROTOCOL_COLUMNS = (
+    ("normalised_score", "score"),
+    ("success_rate", "success rate"),
+    ("wrong_stop_rate", "wrong-stop rate"),
+    ("collision_rate", "collision rate"),
+    ("mean_return", "return"),
+    ("train_env_steps", "train env steps"),
+    ("train_seconds", "train time [s]"),
+)
+
+
+def _cell(stats: dict[str, float], key: str) -> str:
+    if key == "train_env_steps":
+        return f"{stats['mean']:,.0f} [{stats['low']:,.0f}, {stats['high']:,.0f}]"
+    if key == "train_seconds":
+        return f"{stats['mean']:.0f} [{stats['low']:.0f}, {stats['high']:.0f}]"
+    return f"{stats['mean']:.3f} [{stats['low']:.3f}, {stats['high']:.3f}]"
 
 
 def markdown_table(summary: dict[str, Any]) -> str:
-    """The ladder as a Markdown table: mean ± std over seeds of each rung's greedy numbers."""
-    lines = ["| rung | return | success rate | wrong-stop rate | collision rate | seeds |", "|---|---|---|---|---|---|"]
-    for name, rows in summary["rungs"].items():
-        cells = [
-            f"{m:.3f} ± {s:.3f}"
-            for m, s in (
-                _mean_std(rows, k) for k in ("mean_return", "success_rate", "wrong_stop_rate", "collision_rate")
-            )
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(rows)} |")
+    """The ladder as a Markdown table: each rung's mean over seeds [95% bootstrap interval]."""
+    lines = [
+        "| rung | " + " | ".join(label for _, label in PROTOCOL_COLUMNS) + " | seeds |",
+        "|---" * (len(PROTOCOL_COLUMNS) + 2) + "|",
+    ]
+    for name, stats in summary["protocol"].items():
+        cells = [_cell(stats[key], key) for key, _ in PROTOCOL_COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(summary['rungs'][name])} |")
     n_eval = summary["args"]["eval_episodes"]
     if isinstance(n_eval, dict):
         n_eval = ", ".join(f"{n} ({agent})" for agent, n in n_eval.items())
     lines.append(
         f"\nOptimal expected return (value iteration on the true state): {summary['optimal_return']:.3f}. "
-        "Mean ± std over seeds; each seed's numbers are greedy averages over "
-        f"{n_eval} episodes on unseen handwriting."
+        "Mean over seeds [95% percentile-bootstrap interval]; each seed's numbers are greedy averages over "
+        f"{n_eval} episodes on unseen handwriting. Score: 0 = uniform-random policy, 1 = value iteration's "
+        "greedy policy, both run on the same evaluation episodes."
     )
     return "\n".join(lines)
 
 
 def plot_ladder(summary: dict[str, Any], path: str | Path) -> Path:
-    """Bars of greedy return, success rate and wrong-stop rate per rung, with the std over seeds."""
+    """Bars of normalised score, success rate and wrong-stop rate per rung, with the 95% bootstrap interval."""
     plt = pyplot()
     names = list(summary["rungs"])
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), dpi=110)
     for ax, (key, label) in zip(
         axes,
-        (("mean_return", "greedy return"), ("success_rate", "success rate"), ("wrong_stop_rate", "wrong-stop rate")),
+        (
+            ("normalised_score", "normalised score"),
+            ("success_rate", "success rate"),
+            ("wrong_stop_rate", "wrong-stop rate"),
+        ),
         strict=True,
     ):
-        stats = [_mean_std(summary["rungs"][n], key) for n in names]
-        x = np.arange(len(names))
-        ax.bar(
-            x,
-            [m for m, _ in stats],
-            yerr=[s for _, s in stats],
-            capsize=4,
-            color=plt.cm.viridis(np.linspace(0.15, 0.85, len(names))),
+        stats = [summary["protocol"][n][key] for n in names]
+        means = np.array([s["mean"] for s in stats])
+        err = np.array(
+            [
+                [m - s["low"] for m, s in zip(means, stats, strict=True)],
+                [s["high"] - m for m, s in zip(means, stats, strict=True)],
+            ]
         )
-        for xi, (m, _) in zip(x, stats, strict=True):
+        x = np.arange(len(names))
+        ax.bar(x, means, yerr=err, capsize=4, color=plt.cm.viridis(np.linspace(0.15, 0.85, len(names))))
+        for xi, m in zip(x, means, strict=True):
             ax.text(xi, m, f"{m:.3f}", ha="center", va="bottom", fontsize=8)
-        if key == "mean_return":
-            ax.axhline(summary["optimal_return"], color="k", ls="--", lw=1, label="optimal")
+        if key == "normalised_score":
+            ax.axhline(1.0, color="k", ls="--", lw=1, label="value iteration")
             ax.legend(loc="lower left", fontsize=8)
         ax.set_xticks(x)
         ax.set_xticklabels([n.replace(" (", "\n(").replace(", ", ",\n") for n in names], fontsize=7)
         ax.set_title(label)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Perception ladder on GridDriving-v0 (mean ± std over {len(summary['args']['seeds'])} seeds)")
+    fig.suptitle(
+        "Perception ladder on GridDriving-v0 "
+        f"(mean and 95% bootstrap interval over {len(summary['args']['seeds'])} seeds)"
+    )
     fig.tight_layout()
     return save_figure(fig, path)

@@ -1,0 +1,102 @@
+"""Deep agents out of the box on small envs: DQN's defaults, and MaskablePPO on GridDriving's action mask."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from perceptgym.agents.env_factory import make_env
+from perceptgym.agents.loop import evaluate
+from perceptgym.agents.registry import agent_entry, make_agent
+from perceptgym.agents.sb3 import DQNConfig, MaskablePPOAgent, VecActionMasks
+from perceptgym.agents.training import load_hyperparams
+from perceptgym.agents.vec_env import make_sb3_vec_env
+
+GRID = "perceptgym/GridDriving-v0"
+
+
+@pytest.mark.slow
+def test_dqn_defaults_reach_the_optimum_on_cliff_walking():
+    """SB3's Atari defaults (target every 10,000 steps, exploration over 10% of the run) never find the goal here."""
+    assert load_hyperparams("dqn", "CliffWalking-v1").keys() <= {"n_timesteps", "eval_episodes"}  # no tuned entry
+    env = gym.make("CliffWalking-v1", max_episode_steps=200)
+    agent = make_agent("dqn", env.observation_space, env.action_space, DQNConfig(), seed=0)
+    agent.learn(env, 30_000)
+    result = evaluate(agent, gym.make("CliffWalking-v1", max_episode_steps=200), 3, seed=0)
+    assert result.mean_return == -13.0  # the shortest safe path (Sutton & Barto, Example 6.6)
+
+
+def test_maskable_ppo_is_registered_with_its_recipe():
+    entry = agent_entry("maskable_ppo")
+    assert entry.kind == "sb3"
+    recipe = load_hyperparams("maskable_ppo", GRID)
+    assert recipe["env_kwargs"] == {"obs_mode": "dict"}
+    assert {k: v for k, v in recipe.items() if k != "n_timesteps"} == {
+        k: v for k, v in load_hyperparams("ppo", GRID).items() if k != "n_timesteps"
+    }  # beside plain PPO: the same recipe, only the mask differs
+
+
+def test_vec_action_masks_follow_each_envs_current_state():
+    vec = VecActionMasks(make_sb3_vec_env(GRID, 3, 0, {"env_kwargs": {"obs_mode": "dict"}}))
+    try:
+        vec.reset()
+        rng = np.random.default_rng(0)
+        single = make_env(GRID, {"obs_mode": "dict"})
+        table = single.unwrapped.model.tables_list.masks  # the valid actions of each base state
+        seen_invalid = False
+        for _ in range(60):
+            obs = vec.step(rng.integers(0, 5, size=3))[0]
+            masks = np.stack(vec.env_method("action_masks"))
+            expected = np.asarray([table[s] for s in obs["state"]], dtype=bool)
+            np.testing.assert_array_equal(masks, expected)  # also right after an autoreset
+            seen_invalid |= not masks.all()
+        assert seen_invalid and vec.has_attr("action_masks")
+    finally:
+        vec.close()
+
+
+def test_maskable_ppo_trains_on_the_native_vector_env_and_acts_within_the_mask(tmp_path):
+    env = make_env(GRID, {"obs_mode": "dict"})
+    config = {"n_envs": 2, "n_steps": 32, "batch_size": 64, "n_epochs": 1}
+    agent = make_agent("maskable_ppo", env.observation_space, env.action_space, config, seed=0)
+    agent.learn(make_sb3_vec_env(GRID, 2, 0, {"env_kwargs": {"obs_mode": "dict"}}), 128)
+    assert isinstance(agent.model.env, VecActionMasks) and agent.num_timesteps == 128
+    obs, info = env.reset(seed=1)
+    invalid_unmasked = 0
+    for _ in range(200):
+        mask = info["action_mask"].astype(bool)
+        for explore in (True, False):
+            assert mask[agent.act(obs, explore=explore, action_mask=mask)]
+        invalid_unmasked += not mask[agent.act(obs, explore=True)]
+        obs, _, terminated, truncated, info = env.step(agent.act(obs, explore=True, action_mask=mask))
+        if terminated or truncated:
+            obs, info = env.reset()
+    assert invalid_unmasked > 0  # without the mask it is a policy over all actions: the mask is what kept it valid
+    path = agent.save(tmp_path / "model")
+    again = MaskablePPOAgent.load(path, env.observation_space, env.action_space)
+    obs, info = env.reset(seed=2)
+    assert again.act(obs, action_mask=info["action_mask"]) == agent.act(obs, action_mask=info["action_mask"])
+    env.close()
+
+
+def test_digit_encoder_reads_card_and_sign_with_one_network(tmp_path):
+    import torch
+
+    from perceptgym.agents.sb3 import DigitDictExtractor, PPOAgent
+
+    env = make_env(GRID, {"obs_mode": "dict"})
+    config = {"n_envs": 1, "n_steps": 16, "batch_size": 16, "features_extractor": "digit_encoder", "features_dim": 32}
+    agent = make_agent("ppo", env.observation_space, env.action_space, config, seed=0)
+    extractor = agent.model.policy.features_extractor
+    assert isinstance(extractor, DigitDictExtractor) and extractor.images == ["card", "sign"]
+    # one set of convolution weights for both images: what it learns reading cards, it knows on signs
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in extractor.modules()) == 2
+    obs, _ = env.reset(seed=0)
+    agent.learn(env, 32)
+    path = agent.save(tmp_path / "model")
+    again = PPOAgent.load(path, env.observation_space, env.action_space)
+    assert again.act(obs) == agent.act(obs)
+    with pytest.raises(ValueError, match="digit_encoder"):
+        make_agent("ppo", gym.spaces.Discrete(4), gym.spaces.Discrete(2), {"features_extractor": "digit_encoder"})
+    env.close()
