@@ -52,6 +52,8 @@ def bootstrap_ci(
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"bootstrap_ci needs a non-empty 1-d sequence, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"bootstrap_ci: values must be finite, got {x.tolist()}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence={confidence!r} must be in (0, 1)")
     if statistic not in ("mean", "iqm"):
