@@ -36,7 +36,7 @@ def test_bootstrap_ci_brackets_the_mean_and_narrows_with_more_data():
     assert low_l < 1.0 < high_l
     assert bootstrap_ci(small) == bootstrap_ci(small)  # its own generator: reproducible
     assert bootstrap_ci([0.5]) == (0.5, 0.5, 0.5)
-    for bad, match in (([], "no values"), ([1.0, np.nan], "finite")):
+    for bad, match in (([], "non-empty"), ([1.0, np.nan], "finite")):
         with pytest.raises(ValueError, match=match):
             bootstrap_ci(bad)
     with pytest.raises(ValueError, match="confidence"):
