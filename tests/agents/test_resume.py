@@ -29,7 +29,7 @@ from perceptgym.agents.training import train_run
 FAST = {"progress": False, "tensorboard": False}
 TAXI = {"n_episodes": 3000, "eval_episodes": 5, "checkpoint_every": 200}
 BANDIT = {"n_episodes": 4000, "eval_episodes": 5, "checkpoint_every": 250, "env_kwargs": {"block_size": 256}}
-PPO = {"n_timesteps": 30_000, "n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1, "eval_episodes": 2}
+PPO = {"n_timesteps": 12_000, "n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1, "eval_episodes": 2}
 PPO |= {"learning_rate": 0.001, "clip_range": 0.2}  # constant: the YAML's linear decays depend on n_timesteps
 ROLLOUT = PPO["n_envs"] * PPO["n_steps"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from PIL import Image
 
@@ -32,7 +34,8 @@ def test_evaluate_prints_mean_std_success_and_writes_gif(taxi_run, tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_checkpoint_file_and_mismatch(taxi_run):
-    out = run("perceptgym.evaluate", str(taxi_run / "checkpoints" / "last.npz"), "--episodes", "3")
+    checkpoint = json.loads((taxi_run / "checkpoints" / "state.json").read_text())["checkpoint"]
+    out = run("perceptgym.evaluate", str(taxi_run / "checkpoints" / checkpoint), "--episodes", "3")
     assert "mean return" in out.stdout
     out = run("perceptgym.evaluate", str(taxi_run), "--env", "FrozenLake-v1", check=False)
     assert out.returncode == 2 and "checkpoint was made for observation_space Discrete(500" in out.stderr
