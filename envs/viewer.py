@@ -2,9 +2,9 @@
 
 Sizes: every renderer lays its picture out to *fit inside* a box ``window_size = (width, height)`` [px],
 keeping its aspect ratio, and draws it at that size (fonts and digits are drawn at the target size, never a
-small frame scaled up). The default box, 1280x720, fits a 1280x800 laptop screen with room for the title bar
-and gives GridDriving's default map 80 px cells: stop signs 76 px, 2 cm at 96 dpi. Frames always have even
-sides, which H.264 video (yuv420p) needs.
+small frame scaled up). GridDriving's default box, 1280x720, fits a 1280x800 laptop screen with room for the
+title bar and gives its default map 80 px cells: stop signs 76 px, 2 cm at 96 dpi (DigitBandit's is 960x540:
+one digit needs less room). Frames always have even sides, which H.264 video (yuv420p) needs.
 
 :class:`Window` shows frames: resizable (the picture is re-laid out for the new size by renderers that can,
 scaled otherwise, and letterboxed to keep its aspect ratio), its event queue pumped on every frame, key
@@ -233,7 +233,7 @@ def set_window_size(env: gym.Env, size: tuple[int, int] | None) -> bool:
     unwrapped._window_size = size
     renderer = getattr(unwrapped, "_renderer", None)
     if renderer is not None:
-        renderer.resize(size or DEFAULT_WINDOW_SIZE)
+        renderer.resize(size)  # None: the renderer's own default
     return True
 
 

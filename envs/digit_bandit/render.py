@@ -43,12 +43,13 @@ class DigitBanditRenderer:
         self.pg.font.init()
         self.fps = render_fps
         self.size: tuple[int, int] = (0, 0)
-        self.resize(window_size or DEFAULT_WINDOW_SIZE)
+        self.resize(window_size)
         self.window = Window("perceptgym DigitBandit", self.size) if window else None
         self.closed = False
 
-    def resize(self, box: tuple[int, int]) -> None:
-        """Lays the picture out to fit ``box`` (w, h) [px]; the next frame is drawn at the new size."""
+    def resize(self, box: tuple[int, int] | None) -> None:
+        """Lays the picture out to fit ``box`` (w, h) [px; None: the default]; the next frame is drawn at it."""
+        box = box or DEFAULT_WINDOW_SIZE
         unit = min(box[0] / BASE[0], box[1] / BASE[1])
         size = frame_size(unit)
         if size[0] > box[0] or size[1] > box[1]:  # rounding up to even sides went past an odd box

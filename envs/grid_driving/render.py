@@ -102,15 +102,16 @@ class GridRenderer:
         self._signs = self._sign_spots()
         self._seen: tuple[Any, int, tuple[int, int, int]] | None = None  # (episode, steps, ego) last drawn
         self.size: tuple[int, int] = (0, 0)
-        self.resize(window_size or DEFAULT_WINDOW_SIZE)
+        self.resize(window_size)
         self.window: Window | None = None
         self.closed = False
         if window:
             self.window = Window("perceptgym GridDriving", self.size)
 
     # ---- layout --------------------------------------------------------------------------------------
-    def resize(self, box: tuple[int, int]) -> None:
-        """Lays the picture out to fit ``box`` (w, h) [px]; the next frame is drawn at the new size."""
+    def resize(self, box: tuple[int, int] | None) -> None:
+        """Lays the picture out to fit ``box`` (w, h) [px; None: the default]; the next frame is drawn at it."""
+        box = box or DEFAULT_WINDOW_SIZE
         h, w = self.model.params.gmap.shape
         t = layout_tile((h, w), box)
         if self.size != (0, 0) and t == self.tile:

@@ -506,4 +506,4 @@ def test_real_mnist_and_cnn_reader():
         _, info = env.reset(seed=i)
         right += info["card_read"] == info["card"]
     assert right >= 45  # the CNN reads > 99% of MNIST test digits
-    assert env.render().shape == (360, 570, 3)
+    assert env.render().shape == (720, 1140, 3)  # the default window_size (1280, 720) on the small map

@@ -180,3 +180,16 @@ def test_digit_bandit_human_window_resizes_and_closes(seed):
     assert env._renderer.closed and not pygame.display.get_init()
     env.step(0)  # playing on without a window is fine
     env.close()
+
+
+def test_set_window_size_none_restores_each_envs_own_default(seed):
+    for env, default in (
+        (bandit(render_mode="rgb_array"), (960, 540)),
+        (GridDrivingEnv(digit_source=StubSource(), render_mode="rgb_array"), (1140, 720)),
+    ):
+        env.reset(seed=seed)
+        env.render()
+        set_window_size(env, (320, 200))
+        assert env.render().shape[0] <= 200
+        set_window_size(env, None)
+        assert env.render().shape[1::-1] == default
