@@ -59,8 +59,8 @@ def test_play_in_a_real_window(tmp_path, screen, args, window, tile):
     try:
         time.sleep(1.0)
         env = {**os.environ, "DISPLAY": display, "SDL_VIDEODRIVER": "x11"}
-        # seed 3 on the default map: two steps forward run into the car coming the other way (a head-on crash)
-        command = [str(BIN / "perceptgym"), "play", "--seed", "3", "--digit-source", "mnist-test"]
+        # seed 4 on the default map: two steps forward from (1, 5) run into a car at (1, 6)
+        command = [str(BIN / "perceptgym"), "play", "--seed", "4", "--digit-source", "mnist-test"]
         play = subprocess.Popen(
             [*command, "--end-pause-ms", "8000", *args],
             env=env,
@@ -85,7 +85,9 @@ def test_play_in_a_real_window(tmp_path, screen, args, window, tile):
                 break
             time.sleep(0.5)
         assert (crash == COLOR_EGO).all(axis=2).sum() > 0.05 * tile**2
-        assert (crash == COLOR_CAR).all(axis=2).sum() > 0.05 * tile**2
+        # the car we hit is drawn where it came from: beside the crash cell
+        around = pixels[y : y + 3 * tile, x + 5 * tile : x + 8 * tile]
+        assert (around == COLOR_CAR).all(axis=2).sum() > 0.05 * tile**2
         _x(display, "xdotool", "key", "q")
         out, _ = play.communicate(timeout=60)
         assert play.returncode == 0 and "trip 1: collision" in out
