@@ -13,6 +13,7 @@ safe import path.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import sys
@@ -51,9 +52,12 @@ def run_program(
     args = None
     with _without_working_directory():
         try:
-            args = tyro.cli(args_type, args=argv, prog=prog, description=description)
+            args = _parse(args_type, argv, prog, description)
             result = body(args)
-        except SystemExit as e:  # tyro's --help (0) and its parse errors (2), already printed
+        except _ParseError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return 2
+        except SystemExit as e:  # tyro's --help (0), already printed
             if isinstance(e.code, str):
                 print(f"{prog}: error: {e.code}", file=sys.stderr)
             return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
@@ -76,6 +80,32 @@ def run_program(
             )
             return 1
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+class _ParseError(Exception):
+    """A command line tyro refused, as one line."""
+
+
+_BOX = "│╭╮╰╯─┃┏┓┗┛━"
+
+
+def _parse(args_type: type[T], argv: list[str], prog: str, description: str) -> T:
+    """``tyro.cli``, with its error box (a value it cannot parse, a check in ``__post_init__``) made one line."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(args_type, args=argv, prog=prog, description=description)
+    except SystemExit as e:
+        text = captured.getvalue()
+        if e.code in (0, None) or not text.strip():
+            sys.stderr.write(text)
+            raise
+        lines = text.splitlines()
+        if lines and lines[0].lstrip().startswith("╭"):  # the box's title ("Value error"): the text says it
+            lines = lines[1:]
+        words = [line.strip(_BOX + " ") for line in lines]
+        kept = [w for w in words if w and not w.startswith("For full helptext")]
+        raise _ParseError(" ".join(" ".join(kept).split()) + f" (see {prog} --help)") from None
 
 
 def _one_line(e: BaseException) -> str:
