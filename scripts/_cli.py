@@ -94,7 +94,9 @@ def _parse(args_type: type[T], argv: list[str], prog: str, description: str) -> 
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
-            return tyro.cli(args_type, args=argv, prog=prog, description=description)
+            args = tyro.cli(args_type, args=argv, prog=prog, description=description)
+        sys.stderr.write(captured.getvalue())  # warnings tyro printed on the way, if any
+        return args
     except SystemExit as e:
         text = captured.getvalue()
         if e.code in (0, None) or not text.strip():
