@@ -2,9 +2,9 @@
 safe import path.
 
 * Bad settings and bad files (every checkpoint, data and settings error of the library is a ValueError or an
-  OSError) print ``<prog>: error: <message>`` and return 2. Command-line parse errors (tyro's, naming the argument)
-  are made one line the same way, exit code 2. An unexpected exception prints one line saying so and returns 1; ``--debug`` (anywhere
-  on the command line, or ``PERCEPTGYM_DEBUG=1``) shows the traceback instead.
+  OSError) print ``<prog>: error: <message>`` and return 2. Command-line parse errors (tyro's, naming the
+  argument) are made one line the same way, exit code 2. An unexpected exception prints one line saying so and
+  returns 1; ``--debug`` (anywhere on the command line, or ``PERCEPTGYM_DEBUG=1``) shows the traceback instead.
 * ``python -m perceptgym.<program>`` puts the working directory first on ``sys.path``, so any module imported
   later (plug-ins, and the libraries imported lazily) could come from a ``.py`` in it, e.g. from inside a shared
   run directory. The programs run without it, as the ``perceptgym`` command does (``PYTHONPATH`` still works).
