@@ -41,6 +41,7 @@ import numpy as np
 import perceptgym.envs  # noqa: F401 - registers perceptgym/GridDriving-v0
 from perceptgym._cli import run_program
 from perceptgym.agents.config import check_settings
+from perceptgym.agents.experiments.speed import random_steps_per_s
 from perceptgym.envs.grid_driving.constants import OBS_MODES
 from perceptgym.supervised.checkpoint import write_json
 
@@ -127,18 +128,6 @@ def make(env_id: str, **kwargs) -> gym.Env | None:
     return gym.make(env_id, **kwargs)
 
 
-def steps_per_second(env: gym.Env, n: int, seed: int) -> float:
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    sample, step, reset = env.action_space.sample, env.step, env.reset
-    start = time.perf_counter()
-    for _ in range(n):
-        _, _, terminated, truncated, _ = step(sample())
-        if terminated or truncated:
-            reset()
-    return n / (time.perf_counter() - start)
-
-
 def ms_per_frame(env: gym.Env, n: int, seed: int) -> float:
     """Time of ``render()`` alone; the env steps between frames so that dynamic parts change."""
     env.reset(seed=seed)
@@ -209,7 +198,7 @@ def section_single(budget: Budget) -> dict:
     runs: dict[str, list[float]] = {k: [] for k in step_envs}
     for r in range(budget.repeats):  # interleaved, so background load hits every env alike
         for env_id, env in step_envs.items():
-            runs[env_id].append(steps_per_second(env, budget.steps, seed=r))
+            runs[env_id].append(random_steps_per_s(env, budget.steps, seed=r))
     sps = {k: statistics.median(v) for k, v in runs.items()}
     print(f"\nrandom-action steps/s (median of {budget.repeats} x {budget.steps} steps, gym.make wrappers)")
     for env_id, v in sps.items():
