@@ -25,7 +25,7 @@ import numpy as np
 from perceptgym.agents.config import check_settings
 from perceptgym.agents.experiments.curves import moving_average, read_progress
 from perceptgym.agents.experiments.driving import evaluate_run, optimal_return, recipe, train_driving
-from perceptgym.agents.experiments.files import pyplot, save_figure, write_atomic, write_json, write_text
+from perceptgym.agents.experiments.files import save_figure, subplots, write_atomic, write_json, write_text
 from perceptgym.envs.viewer import check_window_size, set_window_size
 
 DRIVING_AGENT = "q_learning"
@@ -225,8 +225,7 @@ def record_demo_episode(
 
 def plot_learning(curves: dict[str, np.ndarray], optimum: float, path: Path) -> Path:
     """ε-greedy training returns of each mode (moving average) against the optimal expected return."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig, ax = subplots(figsize=(7, 4), dpi=110)
     window = max(1, len(next(iter(curves.values()))) // 50)
     for mode, returns in curves.items():
         # Only full windows: the shorter averages at the start are single-episode noise.
