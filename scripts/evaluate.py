@@ -17,7 +17,7 @@ import tyro
 from perceptgym._cli import parse_json_object, run_program
 from perceptgym.agents.config import check_settings
 from perceptgym.agents.loop import evaluate
-from perceptgym.agents.playback import load_run, record_episode, save_video, video_path
+from perceptgym.agents.playback import VideoWriter, load_run, record_episode, video_path
 from perceptgym.envs.viewer import check_window_size, set_window_size
 
 
@@ -73,14 +73,14 @@ def run(args: Args) -> None:
         video = load_run(args.path, env_id=args.env, env_kwargs=env_kwargs, render_mode="rgb_array", **trust)
         if args.window_size is not None:
             set_window_size(video.env, args.window_size)
-        frames = []
         hold = round(args.end_hold * args.fps)
         try:
-            for i in range(args.video_episodes):
-                frames += record_episode(video.env, video.agent, seed=args.seed + i, hold_frames=hold)[0]
+            with VideoWriter(args.video, args.fps) as writer:
+                for i in range(args.video_episodes):
+                    record_episode(video.env, video.agent, writer.write, seed=args.seed + i, hold_frames=hold)
         finally:
             video.env.close()
-        print(f"video: {save_video(frames, args.video, args.fps)} ({len(frames)} frames)")
+        print(f"video: {writer.path} ({writer.frames} frames)")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym evaluate") -> int:

@@ -19,7 +19,7 @@ import tyro
 
 from perceptgym._cli import parse_json_object, run_program
 from perceptgym.agents.config import check_settings
-from perceptgym.agents.playback import load_run, record_episode, save_video, video_path, watch_episodes
+from perceptgym.agents.playback import VideoWriter, load_run, record_episode, video_path, watch_episodes
 from perceptgym.envs.viewer import check_window_size, set_window_size
 
 
@@ -77,15 +77,13 @@ def run(args: Args) -> None:
         print(f"note: {loaded.env_id} draws its frames at its own size; --window-size sizes the window only")
     try:
         if args.record:
-            frames = []
-            for i in range(args.episodes):
-                hold = round(args.end_hold * args.fps)
-                episode, ep_return = record_episode(env, agent, seed=args.seed + i, hold_frames=hold)
-                frames += episode
-                print(f"episode {i}: return {ep_return:.2f}")
-            path = save_video(frames, args.record, args.fps)
-            h, w = frames[0].shape[:2]
-            print(f"recorded {path} ({len(frames)} frames, {w}x{h}, {args.fps:g} fps)")
+            hold = round(args.end_hold * args.fps)
+            with VideoWriter(args.record, args.fps) as writer:
+                for i in range(args.episodes):
+                    _, ep_return = record_episode(env, agent, writer.write, seed=args.seed + i, hold_frames=hold)
+                    print(f"episode {i}: return {ep_return:.2f}")
+            w, h = writer.size
+            print(f"recorded {writer.path} ({writer.frames} frames, {w}x{h}, {args.fps:g} fps)")
         else:
             watch_episodes(
                 env,
