@@ -116,6 +116,17 @@ CASES = [
     ("watch {nowhere} --record x.gif", "no such run directory or checkpoint"),
     ("watch {run} --fps 0", "fps=0.0 must be >= 1"),
     ("watch {run} --env-kwargs nope --record x.gif", "--env-kwargs 'nope' is not JSON"),
+    ("evaluate {run} --digit-source nope", "--digit-source: unknown digit source 'nope'"),
+    ("evaluate {run} --digit-source gan:{nowhere}.pt --json", "--digit-source: digit source 'gan:"),
+    ("evaluate {run} --digit-source mnist-test", "unexpected keyword argument 'digit_source'"),  # Taxi has none
+    ("evaluate {run} --json --episodes 0", "episodes=0 must be >= 1"),
+    ("evaluate {run} --json --env-kwargs {{", "--env-kwargs '{' is not JSON"),
+    ("evaluate {run} --json --video x.avi", "unknown video format '.avi'"),
+    ("evaluate {run} --window-size 5 5", "--window-size must be (width, height) in pixels"),
+    ("evaluate {run} --end-hold -1", "end_hold=-1.0 must be >= 0"),
+    ("watch {run} --digit-source nope --record x.gif", "--digit-source: unknown digit source 'nope'"),
+    ("watch {run} --digit-source mnist-test --record x.gif", "unexpected keyword argument 'digit_source'"),
+    ("watch {run} --end-hold -1 --record x.gif", "end_hold=-1.0 must be >= 0"),
     # play, ladder, bandit, plot, demo
     ("play --fps 0", "fps=0 must be >= 1"),
     ("play --n-cars -1", "n_cars=-1 must be >= 0"),
@@ -178,8 +189,10 @@ def test_bad_input_gets_one_clear_error(template, message, files, tmp_path, monk
     monkeypatch.chdir(work)
     before = {name: listing(path) for name, path in files.items() if path.is_dir()}
     code = main(argv_of(template, files, tmp_path))
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 2, err
+    if "--json" in template:
+        assert out == ""  # stdout is only ever the JSON result
     assert "Traceback" not in err
     lines = err.strip().splitlines()  # tyro's own parse errors are made one line too (perceptgym._cli)
     assert len(lines) == 1 and ": error: " in lines[0], err
