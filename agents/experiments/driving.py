@@ -74,14 +74,13 @@ def train_driving(
     ``env_kwargs`` (obs_mode, reader, training digit source) update the recipe's. The run skips train_run's
     evaluation on the training digits: the experiments evaluate on held-out handwriting (:func:`evaluate_run`).
     """
-    hyperparams = with_budget(agent, recipe(agent, ENV_ID, hyperparams_dir), budget)
-    hyperparams["env_kwargs"] = {**(hyperparams.get("env_kwargs") or {}), **env_kwargs}
-    hyperparams["eval_episodes"] = 0
+    overrides = {**with_budget(agent, recipe(agent, ENV_ID, hyperparams_dir), budget), "eval_episodes": 0}
     return train_run(
         ENV_ID,
         agent,
         seed=seed,
-        overrides=hyperparams,
+        overrides=overrides,
+        env_kwargs=env_kwargs,
         runs_dir=runs_dir,
         progress=progress,
         tensorboard=False,
