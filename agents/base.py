@@ -46,7 +46,11 @@ class Agent(Protocol):
     action_space: gym.Space
 
     def act(self, obs: Any, *, explore: bool) -> Any:
-        """Returns an action for ``obs``; ``explore=False`` gives the greedy (evaluation) action."""
+        """Returns an action for ``obs``; ``explore=False`` gives the greedy (evaluation) action.
+
+        An agent whose class sets ``uses_action_masks = True`` also takes ``action_mask=`` (a bool array, True:
+        allowed); the loops that play it (:func:`perceptgym.agents.loop.choose_action`) pass the env's mask.
+        """
         ...
 
     def save(self, path: str | Path) -> Path:

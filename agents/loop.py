@@ -26,11 +26,16 @@ a greedy policy can walk into a wall for ever in CliffWalking, which has none"""
 
 def has_time_limit(env: gym.Env) -> bool:
     """Whether ``env`` or a wrapper below it is a :class:`gymnasium.wrappers.TimeLimit`."""
+    return time_limit(env) is not None
+
+
+def time_limit(env: gym.Env) -> int | None:
+    """The step limit of the outermost :class:`gymnasium.wrappers.TimeLimit` in ``env``'s wrappers (None: none)."""
     while True:
         if isinstance(env, TimeLimit):
-            return True
+            return int(env._max_episode_steps)  # TimeLimit exposes it only as this attribute (Gymnasium 1.x)
         if not isinstance(env, gym.Wrapper):
-            return False
+            return None
         env = env.env
 
 
@@ -49,6 +54,33 @@ class Episode:
 
 
 EpisodeCallback = Callable[[Episode], Any]
+
+
+def action_mask(env: gym.Env, obs: Any, info: dict) -> np.ndarray | None:
+    """The actions ``env`` allows in its current state (bool, True: allowed), None when it does not say.
+
+    sb3-contrib's convention first, an ``action_masks()`` method of the env or of one of its wrappers; then
+    ``info["action_mask"]`` (GridDriving's) from the reset or step that gave ``obs``; then an ``action_mask``
+    key of a dict observation.
+    """
+    try:
+        masks = env.get_wrapper_attr("action_masks")
+    except AttributeError:
+        masks = None
+    if callable(masks):
+        return np.asarray(masks(), dtype=bool)
+    if "action_mask" in info:
+        return np.asarray(info["action_mask"], dtype=bool)
+    if isinstance(obs, dict) and "action_mask" in obs:
+        return np.asarray(obs["action_mask"], dtype=bool)
+    return None
+
+
+def choose_action(agent: Agent, env: gym.Env, obs: Any, info: dict, *, explore: bool = False) -> Any:
+    """``agent.act(obs)``, given the env's :func:`action_mask` when the agent uses masks (``uses_action_masks``)."""
+    if getattr(agent, "uses_action_masks", False):
+        return agent.act(obs, explore=explore, action_mask=action_mask(env, obs, info))
+    return agent.act(obs, explore=explore)
 
 
 def is_success(info: dict, reward: float, terminated: bool) -> bool:
@@ -86,6 +118,11 @@ def run_episode(
         check_positive_int("max_steps", max_steps)
     obs, info = env.reset(seed=seed)
     act, step = agent.act, env.step
+    if getattr(agent, "uses_action_masks", False):
+
+        def act(o: Any, *, explore: bool) -> Any:  # ``info`` is that of the reset or step that gave ``o``
+            return choose_action(agent, env, o, info, explore=explore)
+
     fast = getattr(agent, "update_step", None)
     slow = agent.update if learn and fast is None else None
     update = fast if learn else None

@@ -11,7 +11,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import numpy as np
 
 from perceptgym.agents.base import Agent, CheckpointError
 from perceptgym.agents.env_factory import ImportPolicy, build_env, import_plugins
+from perceptgym.agents.loop import choose_action
 from perceptgym.agents.registry import agent_entry, checkpoint_agent_name, load_agent
 from perceptgym.agents.run_settings import RunSettings
 from perceptgym.agents.training import RUN_CONFIG_FORMAT, RUN_FILES_VERSION, RUN_STATE_FORMAT
@@ -130,27 +131,38 @@ def load_run(
 
 
 def record_episode(
-    env: gym.Env, agent: Agent, *, seed: int | None = None, max_steps: int = 10_000, hold_frames: int = 0
-) -> tuple[list[np.ndarray], float]:
-    """Frames (``env.render()`` in ``rgb_array`` mode) and return of one greedy episode.
+    env: gym.Env,
+    agent: Agent,
+    write: Callable[[np.ndarray], Any],
+    *,
+    seed: int | None = None,
+    max_steps: int = 10_000,
+    hold_frames: int = 0,
+) -> tuple[int, float]:
+    """Plays one greedy episode, giving each frame (``env.render()``, ``rgb_array`` mode) to ``write`` as it is drawn.
 
-    The last frame is repeated ``hold_frames`` more times, so that a video shows how the episode ended (the
-    event drawn on it) for a moment instead of cutting to the next one.
+    ``write`` is usually :meth:`VideoWriter.write`, so that no frame is kept; returns (frames written, return). The
+    last frame is given ``hold_frames`` more times, so that a video shows how the episode ended (the event drawn
+    on it) for a moment instead of cutting to the next one.
     """
     if env.render_mode != "rgb_array":
         raise ValueError(f"recording needs render_mode='rgb_array', the env has {env.render_mode!r}")
     if hold_frames < 0:
         raise ValueError(f"hold_frames={hold_frames} must be >= 0")
-    obs, _ = env.reset(seed=seed)
-    frames, total = [np.asarray(env.render())], 0.0
+    obs, info = env.reset(seed=seed)
+    frame = np.asarray(env.render())
+    write(frame)
+    n, total = 1, 0.0
     for _ in range(max_steps):
-        obs, reward, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
-        frames.append(np.asarray(env.render()))
-        total += float(reward)
+        obs, reward, terminated, truncated, info = env.step(choose_action(agent, env, obs, info))
+        frame = np.asarray(env.render())
+        write(frame)
+        n, total = n + 1, total + float(reward)
         if terminated or truncated:
             break
-    frames += [frames[-1]] * hold_frames
-    return frames, total
+    for _ in range(hold_frames):
+        write(frame)
+    return n + hold_frames, total
 
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -164,58 +176,141 @@ def video_path(path: str | Path) -> Path:
     return path
 
 
-def save_video(frames: Sequence[np.ndarray], path: str | Path, fps: float = 10) -> Path:
+class VideoWriter:
+    """Writes H×W×3 uint8 frames, one size, as an MP4 (H.264) or a looping GIF (by ``path``'s suffix) as they come.
+
+    Use it as a context manager: the file appears, atomically (a temporary file in the same folder, renamed), when
+    the block ends without an exception; an exception leaves no file. MP4 goes frame by frame to the ffmpeg that
+    ships inside the ``imageio-ffmpeg`` wheel (no system ffmpeg), so memory stays that of one frame. A GIF is
+    written by Pillow at the end (it compares every frame with the one before to store only what changed): each
+    frame is kept palettised as Pillow would make it (one byte a pixel, a third of the frame) and a frame equal to
+    the one before is only counted (it lengthens that frame), so a held last frame costs nothing.
+    """
+
+    def __init__(self, path: str | Path, fps: float = 10):
+        self.path = video_path(path)
+        if not fps > 0:
+            raise ValueError(f"fps={fps} must be > 0")
+        self.fps, self.frames = fps, 0
+        self.shape: tuple[int, ...] | None = None
+        self._gif = self.path.suffix.lower() == ".gif"
+        self._images: list[Any] = []  # GIF: palettised frames
+        self._durations: list[int] = []  # GIF: how many frames each of them stands for
+        self._last: np.ndarray | None = None
+        self._ffmpeg: Any = None
+        self._tmp: str | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames written."""
+        if self.shape is None:
+            raise ValueError("no frames written yet")
+        return self.shape[1], self.shape[0]
+
+    def write(self, frame: np.ndarray) -> None:
+        frame = np.asarray(frame)
+        if self.shape is None:
+            if frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"frames must all be (H, W, 3) of one size, got shape {frame.shape}")
+            self.shape = frame.shape
+        elif frame.shape != self.shape:
+            raise ValueError(
+                f"frames must all be (H, W, 3) of one size: frame {self.frames} is {frame.shape}, "
+                f"the first was {self.shape}"
+            )
+        frame = frame.astype(np.uint8, copy=False)
+        if self._gif:
+            self._add_gif_frame(frame)
+        else:
+            self._send_mp4_frame(frame)
+        self.frames += 1
+
+    def _add_gif_frame(self, frame: np.ndarray) -> None:
+        from PIL import Image
+
+        if self._last is not None and np.array_equal(frame, self._last):
+            self._durations[-1] += 1
+            return
+        # Pillow's own conversion of an RGB frame for a GIF (GifImagePlugin._normalize_mode): the same file.
+        self._images.append(Image.fromarray(frame).convert("P", palette=Image.Palette.ADAPTIVE))
+        self._durations.append(1)
+        self._last = frame.copy()
+
+    def _send_mp4_frame(self, frame: np.ndarray) -> None:
+        h, w, _ = frame.shape
+        pad = ((0, h % 2), (0, w % 2), (0, 0))  # yuv420p, the pixel format every player reads, needs even sides
+        if self._ffmpeg is None:
+            import imageio_ffmpeg
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # ffmpeg writes a file by name: a hidden one beside the target, copied into place by atomic_write.
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part.mp4", dir=self.path.parent)
+            os.close(fd)
+            self._ffmpeg = imageio_ffmpeg.write_frames(
+                self._tmp,
+                (w + w % 2, h + h % 2),
+                fps=self.fps,
+                codec="libx264",
+                pix_fmt_out="yuv420p",
+                macro_block_size=2,
+                quality=8,
+                ffmpeg_log_level="error",
+            )
+            self._ffmpeg.send(None)  # start ffmpeg
+        self._ffmpeg.send(np.ascontiguousarray(np.pad(frame, pad, mode="edge") if any(pad[0] + pad[1]) else frame))
+
+    def close(self) -> Path:
+        """Finishes the file and puts it at ``path`` (a ValueError if no frame was written)."""
+        try:
+            if not self.frames:
+                raise ValueError("no frames to write")
+            if self._gif:
+                return self._write_gif()
+            self._ffmpeg.close()
+            self._ffmpeg = None
+            with open(self._tmp, "rb") as src:
+                return atomic_write(self.path, lambda f: shutil.copyfileobj(src, f))
+        finally:
+            self.abort()
+
+    def _write_gif(self) -> Path:
+        step = max(1, round(1000 / self.fps))  # [ms] a GIF times its frames in milliseconds
+        durations = [n * step for n in self._durations]
+        first, rest = self._images[0], self._images[1:]
+        options = {"format": "GIF", "save_all": True, "append_images": rest, "loop": 0}
+        return atomic_write(self.path, lambda f: first.save(f, duration=durations, **options))
+
+    def abort(self) -> None:
+        """Stops without writing ``path`` (what an exception in the ``with`` block does); removes the temporary file."""
+        if self._ffmpeg is not None:
+            with contextlib.suppress(Exception):
+                self._ffmpeg.close()
+            self._ffmpeg = None
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
+            self._tmp = None
+        self._images, self._durations, self._last = [], [], None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def save_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10) -> Path:
     """Writes ``frames`` (H×W×3 uint8, one size) as an MP4 (H.264) or a looping GIF, chosen by ``path``'s suffix.
 
-    MP4 goes through the ffmpeg that ships inside the ``imageio-ffmpeg`` wheel (no system ffmpeg), GIF through
-    Pillow. Both are written atomically: to a temporary file in the same folder, then renamed.
+    ``frames`` may be any iterable (a generator keeps them out of memory); see :class:`VideoWriter`.
     """
-    path = video_path(path)
-    suffix = path.suffix.lower()
-    if not len(frames):
-        raise ValueError("no frames to write")
-    if not fps > 0:
-        raise ValueError(f"fps={fps} must be > 0")
-    shapes = {np.shape(f) for f in frames}
-    if len(shapes) != 1 or len(next(iter(shapes))) != 3 or next(iter(shapes))[2] != 3:
-        raise ValueError(f"frames must all be (H, W, 3) of one size, got shapes {sorted(shapes)}")
-    if suffix == ".gif":
-        return save_gif(frames, path, fps)
-    return _save_mp4(frames, path, fps)
-
-
-def _save_mp4(frames: Sequence[np.ndarray], path: Path, fps: float) -> Path:
-    import imageio_ffmpeg
-
-    h, w, _ = np.shape(frames[0])
-    pad = ((0, h % 2), (0, w % 2), (0, 0))  # yuv420p, the pixel format every player reads, needs even sides
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # ffmpeg writes a file by name: a hidden one beside the target, copied into place by atomic_write.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.mp4", dir=path.parent)
-    os.close(fd)
-    try:
-        writer = imageio_ffmpeg.write_frames(
-            tmp,
-            (w + w % 2, h + h % 2),
-            fps=fps,
-            codec="libx264",
-            pix_fmt_out="yuv420p",
-            macro_block_size=2,
-            quality=8,
-            ffmpeg_log_level="error",
-        )
-        writer.send(None)  # start ffmpeg
-        try:
-            for frame in frames:
-                frame = np.asarray(frame, dtype=np.uint8)
-                writer.send(np.ascontiguousarray(np.pad(frame, pad, mode="edge") if any(pad[0] + pad[1]) else frame))
-        finally:
-            writer.close()
-        with open(tmp, "rb") as src:
-            return atomic_write(path, lambda f: shutil.copyfileobj(src, f))
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    with VideoWriter(path, fps) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.path
 
 
 def video_info(path: str | Path) -> tuple[int, tuple[int, int], float]:
@@ -240,19 +335,6 @@ def video_info(path: str | Path) -> tuple[int, tuple[int, int], float]:
     meta = next(reader)
     n = sum(1 for _ in reader)
     return n, tuple(meta["size"]), float(meta["fps"])
-
-
-def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float = 10) -> Path:
-    """Writes ``frames`` (H×W×3 uint8) as a looping GIF with Pillow."""
-    from PIL import Image
-
-    if not len(frames):
-        raise ValueError("no frames to write")
-    if not fps > 0:
-        raise ValueError(f"fps={fps} must be > 0")
-    images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
-    options = {"format": "GIF", "save_all": True, "append_images": images[1:], "loop": 0}
-    return atomic_write(path, lambda f: images[0].save(f, duration=max(1, round(1000 / fps)), **options))
 
 
 # ---- watching ---------------------------------------------------------------------------------------------
@@ -359,14 +441,14 @@ def watch_episodes(
 
     returns: list[float] = []
     try:
-        obs, _ = env.reset(seed=seed)
+        obs, info = env.reset(seed=seed)
         for i in range(episodes):
             total, done = 0.0, False
             while not done:
                 if not frame():
                     return returns
                 if controls.advance():
-                    obs, reward, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
+                    obs, reward, terminated, truncated, info = env.step(choose_action(agent, env, obs, info))
                     total += float(reward)
                     done = terminated or truncated
             held = 0.0
@@ -381,7 +463,7 @@ def watch_episodes(
             if log is not None:
                 log(f"episode {i}: return {total:.2f}")
             if i + 1 < episodes:
-                obs, _ = env.reset()
+                obs, info = env.reset()
     finally:
         viewer.close()
     return returns

@@ -791,13 +791,15 @@ class MaskablePPOAgent(SB3Agent):
     """sb3-contrib's MaskablePPO: PPO whose policy samples only the actions the env marks valid.
 
     It trains on the envs' ``info["action_mask"]`` (GridDriving's: no FORWARD into a building, no STOP away from a
-    stop) through :class:`VecActionMasks`. ``act`` applies the mask it is given (``action_mask=``); without one it
-    acts unmasked, as a policy over all actions.
+    stop) through :class:`VecActionMasks`. ``act`` applies the mask it is given (``action_mask=``), which the
+    evaluation, recording and watching loops pass from the env; without one it acts unmasked, as a policy over all
+    actions.
     """
 
     name = "maskable_ppo"
     algo_class = MaskablePPO
     config_class = PPOConfig
+    uses_action_masks = True  # the loops pass the env's mask (perceptgym.agents.loop.choose_action)
 
     def _wrap_vec_env(self, vec: VecEnv) -> VecEnv:
         return vec if vec.has_attr("action_masks") else VecActionMasks(vec)

@@ -63,6 +63,7 @@ __all__ = [
     "import_plugins",
     "load_hyperparams",
     "new_run_dir",
+    "run_hyperparams",
     "split_hyperparams",
     "train_run",
 ]
@@ -94,6 +95,33 @@ def load_hyperparams(agent: str, env_id: str, directory: str | Path = HYPERPARAM
 
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
+
+
+def run_hyperparams(
+    agent: str,
+    env_id: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    resume: str | Path | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    hyperparams_dir: str | Path = HYPERPARAMS_DIR,
+) -> dict[str, Any]:
+    """The hyperparameters a run trains with, before they are checked (:func:`split_hyperparams`).
+
+    ``agent``'s YAML recipe for ``env_id`` (resuming: the ones the run in ``resume`` saved in its
+    ``config.json``), then ``overrides`` key by key, then ``env_kwargs`` key by key into the result's
+    ``env_kwargs`` (an ``env_kwargs`` override replaces the recipe's whole mapping; this updates it).
+    """
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ValueError(f"overrides must be a mapping of settings, got {overrides!r}")
+    if resume is not None:
+        base = _read_run_config(Path(resume))["hyperparams"]
+    else:
+        base = load_hyperparams(agent, env_id, hyperparams_dir)
+    hyperparams = {**base, **(overrides or {})}
+    if env_kwargs:
+        hyperparams["env_kwargs"] = {**(hyperparams.get("env_kwargs") or {}), **env_kwargs}
+    return hyperparams
 
 
 def split_hyperparams(agent: str, hyperparams: Mapping[str, Any]) -> tuple[RunSettings, Any]:
@@ -365,6 +393,7 @@ def train_run(
     *,
     seed: int = 0,
     overrides: Mapping[str, Any] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
     runs_dir: str | Path = "runs",
     resume: str | Path | None = None,
     progress: bool = True,
@@ -382,6 +411,8 @@ def train_run(
         agent: a registered agent name (see :func:`perceptgym.agents.registry.agent_names`).
         seed: the run's one seed (agent, env and evaluation streams are derived from it).
         overrides: hyperparameters that replace the YAML ones (also when resuming, e.g. a longer budget).
+        env_kwargs: env settings that update the hyperparameters' ``env_kwargs`` key by key (see
+            :func:`run_hyperparams`).
         resume: a run directory to continue (``env_id``, ``agent`` and ``seed`` then come from it).
         on_episode: called after each logged episode (tests raise ``KeyboardInterrupt`` from it).
         plugins: modules to import first (they may register agents or envs); recorded in ``config.json`` so
@@ -391,7 +422,7 @@ def train_run(
         trust_plugins: let ``resume`` import the modules the run's ``config.json`` names (plug-ins, env and
             wrapper modules) beyond perceptgym's, Gymnasium's and those given in ``plugins``.
     """
-    plan = _plan(env_id, agent, seed, overrides, resume, hyperparams_dir, plugins, trust_plugins)
+    plan = _plan(env_id, agent, seed, overrides, env_kwargs, resume, hyperparams_dir, plugins, trust_plugins)
     runner = _train_sb3 if plan.kind == "sb3" else _train_steps
     return runner(plan, runs_dir, progress, tensorboard, on_episode, trust_checkpoint)
 
@@ -401,13 +432,12 @@ def _plan(
     agent: str | None,
     seed: int,
     overrides: Mapping[str, Any] | None,
+    env_kwargs: Mapping[str, Any] | None,
     resume: str | Path | None,
     hyperparams_dir: str | Path,
     plugins: Sequence[str],
     trust_plugins: bool,
 ) -> _Plan:
-    if overrides is not None and not isinstance(overrides, Mapping):
-        raise ValueError(f"overrides must be a mapping of settings, got {overrides!r}")
     import_plugins(list(plugins))  # the caller's own: imported as asked
     if resume is not None:
         run_dir = Path(resume)
@@ -418,14 +448,15 @@ def _plan(
         saved_plugins = saved.get("plugins", [])
         import_plugins(saved_plugins, policy)
         plugins = [*saved_plugins, *(p for p in plugins if p not in saved_plugins)]
-        hyperparams = {**saved["hyperparams"], **(overrides or {})}
     else:
         if env_id is None or agent is None:
             raise ValueError("train_run needs env_id and agent (or resume=<run dir>)")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed={seed!r} must be an integer >= 0")
         run_dir, state, policy = None, None, None
-        hyperparams = {**load_hyperparams(agent, env_id, hyperparams_dir), **(overrides or {})}
+    hyperparams = run_hyperparams(
+        agent, env_id, overrides, resume=run_dir, env_kwargs=env_kwargs, hyperparams_dir=hyperparams_dir
+    )
     entry = agent_entry(agent)
     settings, config = split_hyperparams(agent, hyperparams)
     if entry.kind == "sb3":

@@ -19,10 +19,14 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import tyro
+
+if TYPE_CHECKING:
+    from perceptgym.agents.playback import LoadedRun
 
 T = TypeVar("T")
 
@@ -155,3 +159,69 @@ def parse_overrides(items: Sequence[str], setting: str = "--set") -> dict[str, A
         except yaml.YAMLError as e:
             raise ValueError(f"{setting} {item!r}: the value is not valid YAML ({' '.join(str(e).split())})") from e
     return overrides
+
+
+@dataclass
+class PlaybackArgs:
+    """The settings ``perceptgym evaluate`` and ``perceptgym watch`` share: which agent, on which env and handwriting,
+    and how its pictures look. Each program's ``Args`` adds its own (episodes, video, ...)."""
+
+    path: tyro.conf.Positional[Annotated[str, tyro.conf.arg(metavar="PATH")]]
+    """a run directory, or a checkpoint file (.npz / .pt)"""
+    env: str | None = None
+    """play on this env instead of the run's (spaces must match)"""
+    env_kwargs: str | None = None
+    """JSON object replacing keys of the run's env_kwargs, e.g. '{"n_cars": 0}'"""
+    digit_source: str | None = None
+    """handwriting the env shows (perceptgym envs): mnist-train, mnist-test, gan or gan:<checkpoint>; default: the
+    run's own. Wins over a digit_source key of --env-kwargs"""
+    window_size: tuple[int, int] | None = None
+    """WIDTH HEIGHT [px] the picture (window or video frames) fits in; perceptgym envs draw at this size (default
+    1280 720), other envs' frames are scaled in the window"""
+    end_hold: float = 1.5
+    """seconds the last frame of each episode stays on screen and in a video"""
+    trust_checkpoint: bool = False
+    """allow an SB3 .zip checkpoint (written by older perceptgym): SB3 unpickles it, which runs any code the file
+    holds, so use this only for a file you made yourself (re-save it to get the safe .pt format)"""
+    trust_plugins: bool = False
+    """import the modules the run's config.json names (plug-ins, env and wrapper modules other than perceptgym's
+    and Gymnasium's); importing a module runs its code, so use this only for a run directory you trust"""
+
+    def __post_init__(self) -> None:
+        from perceptgym.agents.config import check_settings
+        from perceptgym.envs.digits import check_source_name
+        from perceptgym.envs.viewer import check_window_size
+
+        check_settings(self, at_least={"end_hold": 0})
+        check_window_size(self.window_size, "--window-size")
+        if self.digit_source is not None:
+            try:
+                check_source_name(self.digit_source)
+            except ValueError as e:
+                raise ValueError(f"--digit-source: {e}") from e
+
+    def env_overrides(self) -> dict[str, Any] | None:
+        """``--env-kwargs`` with ``--digit-source`` on top (None: neither given)."""
+        overrides = parse_json_object(self.env_kwargs, "--env-kwargs")
+        if self.digit_source is not None:
+            overrides = {**(overrides or {}), "digit_source": self.digit_source}
+        return overrides
+
+    def load(self, render_mode: str | None = None) -> LoadedRun:
+        """The agent and a fresh env for it, as these settings say (see :func:`perceptgym.agents.playback.load_run`)."""
+        from perceptgym.agents.playback import load_run
+
+        overrides = self.env_overrides()
+        try:
+            return load_run(
+                self.path,
+                env_id=self.env,
+                env_kwargs=overrides,
+                render_mode=render_mode,
+                trust_checkpoint=self.trust_checkpoint,
+                trust_plugins=self.trust_plugins,
+            )
+        except TypeError as e:  # an env_kwargs key (or --digit-source) the env does not take
+            if not overrides:
+                raise
+            raise ValueError(f"{e} (settings given by --env-kwargs / --digit-source: {sorted(overrides)})") from e

@@ -1,28 +1,34 @@
-"""Figures for the supervised models (matplotlib, headless Agg backend)."""
+"""Figures for the supervised models, and the one way perceptgym makes a matplotlib figure.
+
+Every figure is a :class:`matplotlib.figure.Figure` of its own on an Agg canvas: no pyplot, so drawing a plot
+neither picks matplotlib's backend for the whole process (``matplotlib.use``) nor keeps figures in pyplot's
+global list.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from perceptgym.supervised.checkpoint import atomic_write
 
 
-def _pyplot():
-    import matplotlib
+def subplots(nrows: int = 1, ncols: int = 1, **figure_kwargs: Any) -> tuple[Any, Any]:
+    """``(figure, axes)`` as ``pyplot.subplots`` gives them, on a Figure of its own with an Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(**figure_kwargs)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols)
 
 
 def plot_confusion(confusion: np.ndarray | list, path: str | Path, title: str = "") -> Path:
     """Writes a 10×10 confusion matrix (rows: true digit, columns: predicted) as PNG; off-diagonal counts shown."""
-    plt = _pyplot()
     confusion = np.asarray(confusion)
-    fig, ax = plt.subplots(figsize=(6, 5.4), dpi=110)
+    fig, ax = subplots(figsize=(6, 5.4), dpi=110)
     # Log scale so that the few errors stand out next to ~1000 correct per class.
     im = ax.imshow(np.log10(confusion + 1), cmap="Blues")
     for i in range(10):
@@ -45,10 +51,7 @@ def plot_confusion(confusion: np.ndarray | list, path: str | Path, title: str = 
     ax.set_title(f"{title} accuracy {acc:.2%}".strip())
     fig.colorbar(im, ax=ax, label="log10(count + 1)")
     fig.tight_layout()
-    try:
-        return atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    finally:
-        plt.close(fig)
+    return atomic_write(path, lambda f: fig.savefig(f, format="png"))
 
 
 def save_digit_grid(images: np.ndarray, path: str | Path, ncols: int = 10, scale: int = 2) -> Path:

@@ -21,7 +21,7 @@ import numpy as np
 
 from perceptgym.agents.bandit import BANDIT_AGENTS, play_rounds
 from perceptgym.agents.config import check_range, check_seeds, check_settings, config_from_dict
-from perceptgym.agents.experiments.files import pyplot, save_figure, write_atomic, write_json
+from perceptgym.agents.experiments.files import save_figure, subplots, write_atomic, write_json
 from perceptgym.agents.training import new_run_dir
 from perceptgym.envs.digit_bandit.env import DigitBanditEnv
 from perceptgym.envs.digits import DigitSource, Reader
@@ -239,8 +239,7 @@ def _plot_bands(ax, x: np.ndarray, curves: dict[str, np.ndarray], final: bool = 
 
 def plot_cumulative(path: Path, settings: BanditSweep, regret: dict[str, np.ndarray]) -> Path:
     """Cumulative regret, linear scale (left) and log scale (right, to tell the good agents apart)."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    fig, axes = subplots(1, 2, figsize=(13, 5))
     cumulative = {name: np.cumsum(r, axis=1) for name, r in regret.items()}
     for ax, scale in zip(axes, ("linear", "log"), strict=True):
         _plot_bands(ax, np.arange(1, settings.rounds + 1), cumulative, final=scale == "linear")
@@ -258,11 +257,10 @@ def plot_cumulative(path: Path, settings: BanditSweep, regret: dict[str, np.ndar
 
 def plot_per_round(path: Path, settings: BanditSweep, regret: dict[str, np.ndarray]) -> Path:
     """Moving average of the per-round regret, with the permutation changes marked."""
-    plt = pyplot()
     w = max(1, min(settings.moving_average, settings.rounds))
     kernel = np.ones(w) / w
     smooth = {name: np.stack([np.convolve(row, kernel, mode="valid") for row in r]) for name, r in regret.items()}
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = subplots(figsize=(9, 5))
     _plot_bands(ax, np.arange(w, settings.rounds + 1), smooth)
     for change in range(settings.permute_every, settings.rounds, settings.permute_every):
         ax.axvline(change, color="black", linewidth=0.8, linestyle=":")

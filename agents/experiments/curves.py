@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perceptgym.agents.experiments.files import pyplot, save_figure
+from perceptgym.agents.experiments.files import save_figure, subplots
 
 X_AXES = ("episode", "global_step")
 
@@ -74,8 +74,7 @@ def plot_curves(
     ylim: tuple[float, float] | None = None,
 ) -> Path:
     """Mean over seeds with a ± one standard deviation band, one line per group."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = subplots(figsize=(7, 4.5), dpi=120)
     for label, (grid, ys) in sorted(curves.items()):
         mean, std = ys.mean(axis=0), ys.std(axis=0)
         ax.plot(grid, mean, label=f"{label.split('__')[-1]} ({ys.shape[0]} seeds)")

@@ -25,7 +25,7 @@ import numpy as np
 from perceptgym.agents.config import check_settings
 from perceptgym.agents.experiments.curves import moving_average, read_progress
 from perceptgym.agents.experiments.driving import evaluate_run, optimal_return, recipe, train_driving
-from perceptgym.agents.experiments.files import pyplot, save_figure, write_atomic, write_json, write_text
+from perceptgym.agents.experiments.files import save_figure, subplots, write_atomic, write_json, write_text
 from perceptgym.envs.viewer import check_window_size, set_window_size
 
 DRIVING_AGENT = "q_learning"
@@ -201,32 +201,40 @@ def record_demo_episode(
     """
     from PIL import Image
 
-    from perceptgym.agents.playback import load_run, record_episode, save_video
+    from perceptgym.agents.playback import VideoWriter, load_run, record_episode
 
-    files, lengths = {}, set()
-    for name, size in (("episode.mp4", window_size), ("episode.gif", GIF_SIZE)):
+    files, lengths, stills = {}, set(), []
+    # The GIF first: its frame count says which frame of the MP4 (drawn at the viewer's size) is the still.
+    for name, size in (("episode.gif", GIF_SIZE), ("episode.mp4", window_size)):
         run = load_run(run_dir, env_kwargs={"digit_source": "mnist-test"}, render_mode="rgb_array")
         if size is not None:
             set_window_size(run.env, size)
         fps = run.env.metadata.get("render_fps", 8)
-        frames, ret = record_episode(run.env, run.agent, seed=seed, hold_frames=round(END_HOLD * fps))
-        run.env.close()
-        save_video(frames, out / name, fps=fps)
-        files[name] = {"frames": len(frames), "size": list(frames[0].shape[1::-1])}
-        lengths.add((len(frames), float(ret)))
-        if name == "episode.mp4":
-            still = frames[(len(frames) - round(END_HOLD * fps)) // 2]
-            write_atomic(out / "viewer.png", lambda f, still=still: Image.fromarray(still).save(f, format="PNG"))
+        hold = round(END_HOLD * fps)
+        middle = (next(iter(lengths))[0] - hold) // 2 if lengths else -1  # -1: no still from the GIF
+        try:
+            with VideoWriter(out / name, fps=fps) as writer:
+
+                def write(frame: np.ndarray, writer: VideoWriter = writer, middle: int = middle) -> None:
+                    if writer.frames == middle:
+                        stills.append(frame.copy())
+                    writer.write(frame)
+
+                n_frames, ret = record_episode(run.env, run.agent, write, seed=seed, hold_frames=hold)
+        finally:
+            run.env.close()
+        files[name] = {"frames": n_frames, "size": list(writer.size)}
+        lengths.add((n_frames, float(ret)))
     if len(lengths) != 1:  # the agent is greedy and the env seeded: the same episode both times
         raise RuntimeError(f"the two recordings of one seeded episode differ: {sorted(lengths)}")
+    write_atomic(out / "viewer.png", lambda f: Image.fromarray(stills[0]).save(f, format="PNG"))
     n_frames, ret = lengths.pop()
     return {"steps": n_frames - 1 - round(END_HOLD * fps), "return": ret, "files": files}
 
 
 def plot_learning(curves: dict[str, np.ndarray], optimum: float, path: Path) -> Path:
     """ε-greedy training returns of each mode (moving average) against the optimal expected return."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig, ax = subplots(figsize=(7, 4), dpi=110)
     window = max(1, len(next(iter(curves.values()))) // 50)
     for mode, returns in curves.items():
         # Only full windows: the shorter averages at the start are single-episode noise.

@@ -16,7 +16,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from perceptgym.agents.config import check_positive_int
 from perceptgym.agents.env_factory import make_env
+from perceptgym.agents.loop import DEFAULT_STEP_LIMIT, choose_action, time_limit
 from perceptgym.agents.playback import load_run
 from perceptgym.agents.registry import agent_entry
 from perceptgym.agents.training import HYPERPARAMS_DIR, RunResult, load_hyperparams, train_run
@@ -72,14 +74,13 @@ def train_driving(
     ``env_kwargs`` (obs_mode, reader, training digit source) update the recipe's. The run skips train_run's
     evaluation on the training digits: the experiments evaluate on held-out handwriting (:func:`evaluate_run`).
     """
-    hyperparams = with_budget(agent, recipe(agent, ENV_ID, hyperparams_dir), budget)
-    hyperparams["env_kwargs"] = {**(hyperparams.get("env_kwargs") or {}), **env_kwargs}
-    hyperparams["eval_episodes"] = 0
+    overrides = {**with_budget(agent, recipe(agent, ENV_ID, hyperparams_dir), budget), "eval_episodes": 0}
     return train_run(
         ENV_ID,
         agent,
         seed=seed,
-        overrides=hyperparams,
+        overrides=overrides,
+        env_kwargs=env_kwargs,
         runs_dir=runs_dir,
         progress=progress,
         tensorboard=False,
@@ -87,18 +88,34 @@ def train_driving(
     )
 
 
-def evaluate_driving(agent: Any, env: gym.Env, n_episodes: int, seed: int) -> dict[str, float]:
-    """Greedy return, success rate and wrong-stop rate (GridDriving reports the episode's ``event``)."""
+def evaluate_driving(
+    agent: Any, env: gym.Env, n_episodes: int, seed: int, max_steps: int | None = None
+) -> dict[str, float]:
+    """Greedy return, success rate and wrong-stop rate (GridDriving reports the episode's ``event``).
+
+    Episodes end by the env's time limit (a truncation is a ``"timeout"``); ``max_steps`` (default: that
+    limit, or :data:`perceptgym.agents.loop.DEFAULT_STEP_LIMIT` for an env without one) bounds the loop, and
+    an episode still running after it is an error rather than a loop that never ends.
+    """
+    check_positive_int("n_episodes", n_episodes)
+    if max_steps is None:
+        max_steps = time_limit(env) or DEFAULT_STEP_LIMIT
+    check_positive_int("max_steps", max_steps)
     returns, events = np.zeros(n_episodes), []
     obs, info = env.reset(seed=seed)
     for i in range(n_episodes):
-        while True:
-            obs, reward, terminated, truncated, info = env.step(agent.act(obs, explore=False))
+        for _ in range(max_steps):
+            obs, reward, terminated, truncated, info = env.step(choose_action(agent, env, obs, info))
             returns[i] += reward
             if terminated or truncated:
                 events.append(info.get("event", "timeout"))
                 obs, info = env.reset()
                 break
+        else:
+            raise RuntimeError(
+                f"episode {i} of the evaluation did not end within max_steps={max_steps} steps: the env has no "
+                "time limit that ends it (register max_episode_steps, or pass a larger max_steps)"
+            )
     events_arr = np.array(events)
     return {
         "mean_return": float(returns.mean()),

@@ -43,7 +43,7 @@ from perceptgym.agents.experiments.driving import (
     recipe,
     train_driving,
 )
-from perceptgym.agents.experiments.files import pyplot, save_figure, write_json, write_text
+from perceptgym.agents.experiments.files import save_figure, subplots, write_json, write_text
 from perceptgym.agents.experiments.stats import bootstrap_ci
 
 EVAL_SEED_OFFSET = 10_000
@@ -330,9 +330,10 @@ def markdown_table(summary: dict[str, Any]) -> str:
 
 def plot_ladder(summary: dict[str, Any], path: str | Path) -> Path:
     """Bars of normalised score, success rate and wrong-stop rate per rung, with the 95% bootstrap interval."""
-    plt = pyplot()
+    from matplotlib import colormaps
+
     names = list(summary["rungs"])
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), dpi=110)
+    fig, axes = subplots(1, 3, figsize=(13, 4.2), dpi=110)
     for ax, (key, label) in zip(
         axes,
         (
@@ -351,7 +352,7 @@ def plot_ladder(summary: dict[str, Any], path: str | Path) -> Path:
             ]
         )
         x = np.arange(len(names))
-        ax.bar(x, means, yerr=err, capsize=4, color=plt.cm.viridis(np.linspace(0.15, 0.85, len(names))))
+        ax.bar(x, means, yerr=err, capsize=4, color=colormaps["viridis"](np.linspace(0.15, 0.85, len(names))))
         for xi, m in zip(x, means, strict=True):
             ax.text(xi, m, f"{m:.3f}", ha="center", va="bottom", fontsize=8)
         if key == "normalised_score":

@@ -204,7 +204,7 @@ def _trial_lock(folder: Path):
 
 def _run_trial(trial: Trial, job: Job, folder: Path, started: float) -> None:
     from perceptgym.agents.registry import agent_entry
-    from perceptgym.agents.training import import_plugins, load_hyperparams, train_run
+    from perceptgym.agents.training import import_plugins, run_hyperparams, train_run
 
     run_dir = _existing_run(folder)
     attempts = json.loads((folder / ATTEMPTS).read_text()) if (folder / ATTEMPTS).is_file() else []
@@ -216,10 +216,7 @@ def _run_trial(trial: Trial, job: Job, folder: Path, started: float) -> None:
         tune.report(_final_result(run_dir, job.metric, {}))
         return
     import_plugins(job.plugins)
-    if run_dir is None:
-        hyperparams = {**load_hyperparams(trial.agent, trial.env), **trial.overrides}
-    else:
-        hyperparams = {**json.loads((run_dir / "config.json").read_text())["hyperparams"], **trial.overrides}
+    hyperparams = run_hyperparams(trial.agent, trial.env, trial.overrides, resume=run_dir)
     reporter = _Reporter(hyperparams, job.metric)
     with _one_torch_thread(agent_entry(trial.agent).kind):
         result = train_run(

@@ -80,6 +80,67 @@ def test_maskable_ppo_trains_on_the_native_vector_env_and_acts_within_the_mask(t
     env.close()
 
 
+class CheckActions(gym.Wrapper):
+    """Counts the actions taken that the state's ``info["action_mask"]`` forbids (and all actions taken)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.taken = self.forbidden = 0
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.mask = info["action_mask"].astype(bool)
+        return obs, info
+
+    def step(self, action):
+        self.taken += 1
+        self.forbidden += not self.mask[action]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.mask = info["action_mask"].astype(bool)
+        return obs, reward, terminated, truncated, info
+
+
+class MasksOnly(gym.Wrapper):
+    """Hides ``info["action_mask"]`` and offers the mask as ``action_masks()`` (sb3-contrib's convention)."""
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.mask = info.pop("action_mask")
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.mask = info.pop("action_mask")
+        return obs, reward, terminated, truncated, info
+
+    def action_masks(self):
+        return self.mask.astype(bool)
+
+
+def test_a_masked_agent_is_evaluated_within_the_mask():
+    """evaluate and evaluate_driving pass the env's mask (from info or action_masks()) to an agent that uses it."""
+    from perceptgym.agents.experiments.driving import evaluate_driving
+
+    env = make_env(GRID, {"obs_mode": "dict"})
+    agent = make_agent("maskable_ppo", env.observation_space, env.action_space, {}, seed=0)  # untrained
+    for wrap in (lambda e: e, MasksOnly):
+        checked = CheckActions(make_env(GRID, {"obs_mode": "dict"}))
+        evaluate(agent, wrap(checked), 5, seed=0)
+        evaluate_driving(agent, wrap(checked), 5, seed=1)
+        assert checked.taken > 10 and checked.forbidden == 0
+    # Asked without a mask, the same policy picks forbidden actions on these trips: the mask kept it valid.
+    obs, info = env.reset(seed=0)
+    forbidden = 0
+    for _ in range(100):
+        mask = info["action_mask"].astype(bool)
+        forbidden += not mask[agent.act(obs)]
+        obs, _, terminated, truncated, info = env.step(agent.act(obs, action_mask=mask))
+        if terminated or truncated:
+            obs, info = env.reset()
+    assert forbidden > 0
+    env.close()
+
+
 def test_digit_encoder_reads_card_and_sign_with_one_network(tmp_path):
     import torch
 

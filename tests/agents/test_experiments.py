@@ -12,13 +12,17 @@ from PIL import Image
 from perceptgym.agents.experiments.curves import group_curves, moving_average, read_progress
 from perceptgym.agents.experiments.driving import (
     ENV_ID,
+    evaluate_driving,
     evaluate_run,
     recipe,
     train_driving,
     with_budget,
 )
 from perceptgym.agents.experiments.ladder import RUNGS, LadderSettings, markdown_table, run_ladder
+from perceptgym.agents.loop import evaluate
 from perceptgym.agents.training import load_hyperparams
+from perceptgym.envs.grid_driving import Action, GridDrivingEnv
+from tests.conftest import StubSource
 
 
 def test_budget_override_keeps_the_recipe_and_scales_the_decays():
@@ -95,6 +99,26 @@ def test_evaluate_and_watch_open_an_experiment_run(symbolic_runs, tmp_path, caps
     assert watch_main([str(run_dir), "--episodes", "1", "--record", str(gif), "--env-kwargs", kwargs]) == 0
     with Image.open(gif) as image:
         assert image.n_frames > 1
+
+
+class Waits:
+    def act(self, obs, *, explore=False):
+        return int(Action.WAIT)
+
+
+def test_evaluate_driving_is_bounded_by_the_time_limit_or_fails_clearly():
+    """An episode that never ends is an error naming the limit, not a loop that runs for ever."""
+    import gymnasium as gym
+
+    endless = GridDrivingEnv(digit_source=StubSource(), n_cars=0, green_steps=0)  # waiting never ends a trip here
+    with pytest.raises(RuntimeError, match="did not end within max_steps=30 steps"):
+        evaluate_driving(Waits(), endless, 2, seed=0, max_steps=30)
+    with pytest.raises(RuntimeError, match="max_steps=10000"):  # no time limit: loop.DEFAULT_STEP_LIMIT
+        evaluate_driving(Waits(), endless, 1, seed=0)
+    limited = gym.wrappers.TimeLimit(endless, 25)
+    row = evaluate_driving(Waits(), limited, 3, seed=0)  # the env's own limit ends each episode: a timeout
+    assert row["success_rate"] == row["wrong_stop_rate"] == row["collision_rate"] == 0.0
+    assert row["mean_return"] == pytest.approx(evaluate(Waits(), limited, 3, seed=0).mean_return)
 
 
 def test_curves_group_seeds_and_smooth(symbolic_runs):

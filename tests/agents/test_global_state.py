@@ -142,3 +142,49 @@ def test_perception_models_leave_global_state_alone(caller_state):
     env.reset(seed=0)
     env.step(0)
     assert changed(caller_state) == []
+
+
+PLOTS = """
+import sys
+import numpy as np
+import matplotlib
+from pathlib import Path
+from perceptgym.agents.experiments import bandit_sweep, curves, demo, ladder
+from perceptgym.supervised.plots import plot_confusion
+
+out = Path(sys.argv[1])
+grid = np.arange(10.0)
+curves.plot_curves({"Taxi__q": (grid, np.stack([grid, grid + 1]))}, out / "curves.png", "episode")
+demo.plot_learning({"symbolic": np.linspace(-1, 1, 100)}, 0.9, out / "learning.png")
+stat = {"mean": 0.5, "low": 0.4, "high": 0.6}
+protocol = {k: stat for k in ("normalised_score", "success_rate", "wrong_stop_rate")}
+ladder.plot_ladder({"rungs": {"a": [], "b": []}, "protocol": {"a": protocol, "b": protocol}, "args": {"seeds": [0]}},
+                   out / "ladder.png")
+settings = bandit_sweep.BanditSweep(agents=("uniform",), rounds=20, seeds=(0, 1), moving_average=5, permute_every=10)
+regret = {"uniform": np.random.default_rng(0).random((2, 20))}
+bandit_sweep.plot_cumulative(out / "cumulative.png", settings, regret)
+bandit_sweep.plot_per_round(out / "per_round.png", settings, regret)
+plot_confusion(np.eye(10, dtype=int) * 9, out / "confusion.png")
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+
+
+def test_writing_plots_leaves_matplotlib_backend_alone(tmp_path):
+    """Every plot we write draws on a Figure of its own: a caller's backend (here svg) is still theirs after."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    out = subprocess.run(
+        [sys.executable, "-c", PLOTS, str(tmp_path)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["svg", "False"]  # the backend is the caller's, and pyplot was never imported
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["confusion.png", "cumulative.png", "curves.png", "ladder.png", "learning.png", "per_round.png"]
+    for name in names:
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG" and image.size[0] > 300

@@ -13,7 +13,13 @@ import yaml
 import perceptgym  # noqa: F401  (registers the perceptgym ids the YAML files name)
 from perceptgym.agents.env_factory import build_env
 from perceptgym.agents.registry import agent_entry, agent_names, load_agent, make_agent
-from perceptgym.agents.training import HYPERPARAMS_DIR, load_hyperparams, split_hyperparams, train_run
+from perceptgym.agents.training import (
+    HYPERPARAMS_DIR,
+    load_hyperparams,
+    run_hyperparams,
+    split_hyperparams,
+    train_run,
+)
 
 FAST = {"progress": False, "tensorboard": False}
 
@@ -92,6 +98,42 @@ def test_yaml_default_then_env_entry(tmp_path):
     assert load_hyperparams("q_learning", "MyEnv-v0", tmp_path) == {"n_episodes": 7, "alpha": 0.7}
     assert load_hyperparams("q_learning", "Other-v0", tmp_path) == {"n_episodes": 7, "alpha": 0.2}
     assert load_hyperparams("sarsa", "Other-v0", tmp_path) == {}
+
+
+def test_run_hyperparams_recipe_then_overrides_then_env_kwargs(tmp_path):
+    """The one place a run's hyperparameters are put together: train_run, train_driving and sweep trials."""
+    (tmp_path / "q_learning.yml").write_text(
+        "default:\n  n_episodes: 7\n  alpha: 0.2\n  env_kwargs: {n_cars: 2, obs_mode: symbolic}\n"
+    )
+    assert run_hyperparams("q_learning", "MyEnv-v0", {"alpha": 0.5}, hyperparams_dir=tmp_path) == {
+        "n_episodes": 7,
+        "alpha": 0.5,
+        "env_kwargs": {"n_cars": 2, "obs_mode": "symbolic"},
+    }
+    merged = run_hyperparams(
+        "q_learning", "MyEnv-v0", {"n_episodes": 3}, env_kwargs={"obs_mode": "pixels"}, hyperparams_dir=tmp_path
+    )
+    assert merged == {"n_episodes": 3, "alpha": 0.2, "env_kwargs": {"n_cars": 2, "obs_mode": "pixels"}}
+    replaced = run_hyperparams("q_learning", "MyEnv-v0", {"env_kwargs": {"n_cars": 0}}, hyperparams_dir=tmp_path)
+    assert replaced["env_kwargs"] == {"n_cars": 0}  # an env_kwargs override replaces the mapping
+    with pytest.raises(ValueError, match="overrides must be a mapping"):
+        run_hyperparams("q_learning", "MyEnv-v0", [("alpha", 1)])
+    # resuming: the run's saved hyperparameters, not the YAML's, under the overrides
+    run = train_run(
+        "FrozenLake-v1",
+        "q_learning",
+        overrides={"n_episodes": 5, "alpha": 0.3, "eval_episodes": 0},
+        env_kwargs={"is_slippery": False},
+        runs_dir=tmp_path / "runs",
+        progress=False,
+        tensorboard=False,
+    ).run_dir
+    saved = json.loads((run / "config.json").read_text())["hyperparams"]
+    assert saved["env_kwargs"] == {"is_slippery": False} and saved["alpha"] == 0.3
+    resumed = run_hyperparams("q_learning", "FrozenLake-v1", {"n_episodes": 9}, resume=run)
+    assert resumed == {**saved, "n_episodes": 9}
+    with pytest.raises(ValueError, match=r"no config\.json"):
+        run_hyperparams("q_learning", "FrozenLake-v1", resume=tmp_path)
 
 
 def _yaml_entries() -> list[tuple[str, str]]:

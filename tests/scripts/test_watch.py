@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from perceptgym.agents.playback import (
+    VideoWriter,
     WatchControls,
     record_episode,
     save_video,
@@ -108,25 +109,93 @@ def test_watch_holds_the_last_frame_then_plays_on():
     assert 21 <= shown[0] <= 23 and 20 <= shown[1] <= 22
 
 
+def recorded(env, agent, **kwargs) -> list[np.ndarray]:
+    frames: list[np.ndarray] = []
+    n, _ = record_episode(env, agent, frames.append, **kwargs)
+    assert n == len(frames)
+    return frames
+
+
 def test_record_episode_holds_the_last_frame(seed):
     env = env_for_watch(window_size=(320, 200))
-    frames, _ = record_episode(env, Forward(), seed=seed, hold_frames=5)
+    frames = recorded(env, Forward(), seed=seed, hold_frames=5)
     assert len(frames) == 1 + 50 + 5
     assert all((f == frames[-1]).all() for f in frames[-6:]) and not (frames[-7] == frames[-1]).all()
     with pytest.raises(ValueError, match="hold_frames"):
-        record_episode(env, Forward(), hold_frames=-1)
+        record_episode(env, Forward(), [].append, hold_frames=-1)
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".gif"])
 def test_video_written_and_read_back(tmp_path, seed, suffix):
     env = env_for_watch(window_size=(640, 400))
-    frames, _ = record_episode(env, Forward(), seed=seed, hold_frames=3)
+    frames = recorded(env, Forward(), seed=seed, hold_frames=3)
     path = save_video(frames, tmp_path / f"trip{suffix}", fps=8)
     n, size, fps = video_info(path)
     held = 3 if suffix == ".gif" else 0  # a GIF keeps a held frame as one longer frame
     assert n == len(frames) - held and size == (frames[0].shape[1], frames[0].shape[0])
     assert fps == pytest.approx(8, rel=0.05)  # GIF frame times are whole hundredths of a second: 8.33
     assert [p.name for p in tmp_path.iterdir()] == [f"trip{suffix}"]  # no temporary file left behind
+
+
+def test_streamed_recording_is_the_video_of_all_frames(tmp_path, seed):
+    """Frames streamed to the writer give the file that writing the whole list gave before (GIF: byte for byte)."""
+    import imageio_ffmpeg
+    from PIL import ImageSequence
+
+    frames = recorded(env_for_watch(window_size=(320, 200)), Forward(), seed=seed, hold_frames=4)
+    # What save_gif wrote from the list of frames before frames were streamed (Pillow, one call).
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(tmp_path / "list.gif", save_all=True, append_images=images[1:], loop=0, duration=125)
+    for suffix in (".gif", ".mp4"):
+        with VideoWriter(tmp_path / f"streamed{suffix}", fps=8) as writer:
+            n, _ = record_episode(
+                env_for_watch(window_size=(320, 200)), Forward(), writer.write, seed=seed, hold_frames=4
+            )
+        assert n == writer.frames == len(frames) and writer.size == (frames[0].shape[1], frames[0].shape[0])
+    assert (tmp_path / "streamed.gif").read_bytes() == (tmp_path / "list.gif").read_bytes()
+    with Image.open(tmp_path / "streamed.gif") as gif:
+        decoded = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(gif)]
+    distinct = [f for i, f in enumerate(frames) if i == 0 or not np.array_equal(f, frames[i - 1])]
+    assert len(decoded) == len(distinct)  # palettised (lossy colours), but the same pictures in order
+    assert all(np.abs(a.astype(int) - b).mean() < 3 for a, b in zip(distinct, decoded, strict=True))
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "streamed.mp4"))
+    meta = next(reader)
+    mp4 = [np.frombuffer(b, np.uint8).reshape(meta["size"][1], meta["size"][0], 3) for b in reader]
+    assert len(mp4) == len(frames)
+    assert all(np.abs(a.astype(int) - b).mean() < 12 for a, b in zip(frames, mp4, strict=True))
+
+
+def test_recording_keeps_no_frames_in_memory(tmp_path, seed):
+    """An episode of 51 frames plus a 20-frame hold streams to the writer: a few frames in memory, never all 71.
+
+    tracemalloc sees the numpy frames (what a list of the episode's frames held); a GIF's palettised images (a
+    third of a frame each, one per distinct frame, kept for Pillow to write at the end) live in Pillow's own
+    memory, which it does not see.
+    """
+    import tracemalloc
+
+    env = env_for_watch(window_size=(640, 400))
+    env.reset(seed=seed)
+    frame_bytes = np.asarray(env.render()).nbytes
+    for suffix in (".mp4", ".gif"):
+        tracemalloc.start()
+        try:
+            with VideoWriter(tmp_path / f"long{suffix}", fps=8) as writer:
+                record_episode(env, Forward(), writer.write, seed=seed, hold_frames=20)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert writer.frames == 71
+        assert peak < 8 * frame_bytes, (suffix, peak / frame_bytes)  # measured: 2.4 (MP4) and 3.2 (GIF)
+
+
+def test_a_failed_recording_leaves_no_file(tmp_path):
+    frame = np.zeros((64, 64, 3), np.uint8)
+    for suffix in (".mp4", ".gif"):
+        with pytest.raises(ValueError, match="one size"), VideoWriter(tmp_path / f"x{suffix}", fps=4) as writer:
+            writer.write(frame)
+            writer.write(frame[:32])
+    assert not list(tmp_path.iterdir())
 
 
 def test_mp4_frames_are_the_frames(tmp_path):
