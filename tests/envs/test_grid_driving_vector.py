@@ -90,6 +90,28 @@ def test_sub_envs_equal_single_envs_transition_by_transition(obs_mode, config):
     b.close()
 
 
+@pytest.mark.parametrize("obs_mode", ["symbolic", "dict"])
+def test_sub_envs_equal_single_envs_over_many_episodes(obs_mode):
+    """More episodes per sub-env than the vector env queues ahead (START_BLOCK), of uneven lengths."""
+    from perceptgym.envs.grid_driving.vector import START_BLOCK
+
+    n, kwargs = 4, {"obs_mode": obs_mode, "max_episode_steps": 3}
+    a, b = native(n, **kwargs), sync(n, **kwargs)
+    assert data_equivalence(a.reset(seed=3)[0], b.reset(seed=3)[0])
+    rng = np.random.default_rng(1)
+    episodes = np.zeros(n, dtype=np.int64)
+    for step in range(3 * START_BLOCK):
+        actions = rng.integers(5, size=n)
+        out_a, out_b = a.step(actions), b.step(actions)
+        assert data_equivalence(out_a[0], out_b[0]), f"obs at step {step}"
+        assert np.array_equal(out_a[1], out_b[1]) and np.array_equal(out_a[2], out_b[2]), step
+        assert_same_info(out_a[4], out_b[4], f"info at step {step}")
+        episodes += out_a[2] | out_a[3]
+    assert episodes.min() > START_BLOCK and episodes.max() > episodes.min(), episodes
+    # reset() without a seed continues every sub-env's stream where it is (here past a refill)
+    assert data_equivalence(a.reset()[0], b.reset()[0])
+
+
 def test_seeds_per_sub_env_and_unseeded_resets_continue_the_streams():
     n = 3
     a = native(n, obs_mode="dict")
