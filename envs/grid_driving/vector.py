@@ -17,8 +17,17 @@ the semantics of stable-baselines3's ``VecEnv`` (``terminal_observation``), whic
 
 ``info`` is batched as by ``SyncVectorEnv``: every key holds an array over sub-envs and ``info["_key"]``
 marks the sub-envs that have it. Values where the mask is False are unspecified (not zeroed): read them
-through the mask. Keys may share one mask array (and ``_event`` is the ``terminated`` array): treat
-``info`` as read-only.
+through the mask. Keys may share one mask array (and ``_event`` is the ``terminated`` array), and a value
+may be one read-only array shared by all steps (``stop_numbers`` with fixed stops): treat ``info`` as
+read-only.
+
+Pixel observations are not copied: the env keeps every sub-env's frame in two buffers used in turn and
+redraws only what moved since that buffer's last step (:meth:`PixelRaster.erase`, then
+:meth:`PixelRaster.paint`), since copying whole frames costs more than all the drawing. So the array a step
+returns stays valid through the next step and is overwritten by the one after (as
+``SyncVectorEnv(copy=False)`` returns buffers that the next step overwrites, one step later): enough for
+loops that store the last observation after stepping (stable-baselines3's rollout and replay buffers);
+copy it to keep it longer, and do not write into it. ``info["final_obs"]`` frames are copies.
 """
 
 from __future__ import annotations
@@ -157,6 +166,10 @@ class GridDrivingVectorEnv(VectorEnv):
         if self.obs_mode == "pixels":
             self._raster = self._view._get_raster()
             self._bg = np.zeros((n, *self._raster.shape), dtype=np.uint8)
+            # Two frame buffers, used in turn: a step redraws only what moved since the buffer's last step.
+            self._frames = (np.zeros_like(self._bg), np.zeros_like(self._bg))
+            self._drawn = (np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64))  # base shown; -1: none
+            self._buffer = 0
         self._shown = (0, 0.0, None)  # sub-env 0's steps, return and last step, for render()
 
     # ---- episodes ------------------------------------------------------------------------------------
@@ -191,6 +204,8 @@ class GridDrivingVectorEnv(VectorEnv):
         self._t = 0
         self._base = np.zeros(n, dtype=np.int64)
         self._take_starts(self._rows, options)
+        if self.obs_mode == "pixels":  # new backgrounds everywhere: both buffers are drawn afresh
+            self._drawn[0][:] = self._drawn[1][:] = -1
         info: dict[str, Any] = {}
         if self.info_mode == "full":
             info = self._episode_info(self._rows, self._all)
@@ -360,7 +375,7 @@ class GridDrivingVectorEnv(VectorEnv):
             rows = self._rows if idx is None else idx
             return m.index(base, card, self._obs_signs[rows, self._tables.stop_slot[base]])
         if self.obs_mode == "pixels":
-            return self._raster.frames(self._bg if idx is None else self._bg[idx], base)
+            return self._draw_frames(base, idx)
         rows = self._rows if idx is None else idx
         return {
             "state": base.copy(),
@@ -368,7 +383,29 @@ class GridDrivingVectorEnv(VectorEnv):
             "sign": self._sign_images[rows, self._tables.stop_slot[base]],
         }
 
+    def _draw_frames(self, base: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
+        """Pixels: all sub-envs' frames in the other buffer (``idx`` None), or the new episodes ``idx``'s."""
+        raster, bg = self._raster, self._bg
+        if idx is not None:  # new episodes in the current buffer; the other one shows their old episodes
+            b = self._buffer
+            self._frames[b][idx] = bg[idx]
+            raster.paint(self._frames[b], idx, base)
+            self._drawn[b][idx], self._drawn[1 - b][idx] = base, -1
+            return self._frames[b]
+        b = self._buffer = 1 - self._buffer
+        frames, drawn = self._frames[b], self._drawn[b]
+        redraw = (drawn < 0).nonzero()[0]
+        if len(redraw):
+            frames[redraw] = bg[redraw]
+            drawn[redraw] = base[redraw]  # erasing it from a clean background changes nothing
+        raster.erase(frames, bg, self._rows, drawn)
+        raster.paint(frames, self._rows, base)
+        drawn[:] = base
+        return frames
+
     def _observe_into(self, obs: Any, idx: np.ndarray, base: np.ndarray) -> Any:
+        if self.obs_mode == "pixels":
+            return self._draw_frames(base, idx)
         new = self._observe(base, idx)
         if isinstance(obs, dict):
             for key, value in new.items():
