@@ -127,8 +127,8 @@ class PixelRaster:
         ]
         # (pixel table, what picks its row: the phase or cell * 4 + heading, colour)
         self._layers: list[tuple[np.ndarray, str, np.ndarray]] = []
-        for rows, kind, color in ((greens, "phase", COLOR_GREEN), (cars, "phase", COLOR_CAR), (egos, "ch", COLOR_EGO)):
-            assert all(rows) or not any(rows)  # lights and cars are there at every phase or never
+        for rows, kind, color in ((cars, "phase", COLOR_CAR), (egos, "ch", COLOR_EGO)):
+            assert all(rows) or not any(rows)  # cars are there at every phase or never
             if all(rows):
                 self._layers.append((_padded(rows), kind, np.array(color, dtype=np.uint8).view(_RGB)))
         self._runs = [layer[2] for layer in self._layers]  # see _color_run
@@ -144,6 +144,19 @@ class PixelRaster:
             rows = [np.unique(r) for r in y * w + x // tile]
             self._tile_rows.append(_padded([r.tolist() for r in rows]))
         self._tile_row = np.dtype((np.void, 3 * tile))
+        # The lights, painted first, as whole tile rows of the intersections (plain road under them): per
+        # phase, the rows either bar may cover with that phase's bars on road. Painting them also erases
+        # the bars of the phase before.
+        lit = np.zeros(self.shape[:2], dtype=bool)
+        for bar in bars:
+            lit[bar[0]] = lit[bar[1]] = True
+        y, x = np.nonzero(lit)
+        self._light_rows = np.unique(y * w + x // tile)
+        lights = np.repeat(base[None], model.period, axis=0)
+        for phase, green in enumerate(greens):
+            lights[phase].reshape(-1, 3)[green] = COLOR_GREEN
+        assert not model.inter_cells or (base[lit] == COLOR_ROAD).all()
+        self._light_rows_rgb = lights.reshape(model.period, -1).view(self._tile_row)[:, self._light_rows].copy()
 
     def _grid_mask(self, tile_slice: tuple[slice, slice], inside: np.ndarray) -> np.ndarray:
         grid = np.zeros(self.shape[:2], dtype=bool)
@@ -186,6 +199,10 @@ class PixelRaster:
 
     def paint(self, frames: np.ndarray, idx: np.ndarray, base: np.ndarray) -> None:
         """Paints what moves at base states ``base`` (lights, cars, ego) over ``frames[idx]``."""
+        if len(self._light_rows):
+            phase = base % self.model.period
+            where = self._light_rows + (idx * (frames.shape[1] * self.model.params.gmap.shape[1]))[:, None]
+            frames.reshape(-1).view(self._tile_row).put(where, self._light_rows_rgb[phase])
         flat, where = self._moving(frames, idx, base)
         for i, w in enumerate(where):
             flat.put(w, self._color_run(i, w.size))
@@ -231,8 +248,10 @@ class PixelRaster:
     def frame(self, background: np.ndarray, base: int) -> npt.NDArray[np.uint8]:
         """The observation for base state ``base`` drawn over an episode's background."""
         out = background.copy()
-        flat = out.reshape(-1).view(_RGB)
         ch, phase = divmod(int(base), self.model.period)
+        if len(self._light_rows):
+            out.reshape(-1).view(self._tile_row).put(self._light_rows, self._light_rows_rgb[phase])
+        flat = out.reshape(-1).view(_RGB)
         for table, kind, color in self._layers:  # as paint, with ints for one frame: fewer numpy calls
             flat.put(table[phase if kind == "phase" else ch], color)
         return out
