@@ -144,6 +144,11 @@ class PixelRaster:
             rows = [np.unique(r) for r in y * w + x // tile]
             self._tile_rows.append(_padded([r.tolist() for r in rows]))
         self._tile_row = np.dtype((np.void, 3 * tile))
+        # The tile rows that differ between episodes (signs, card): refresh copies them.
+        episode = np.zeros(self.shape[0] * self.shape[1], dtype=bool)
+        episode[self._sign_pixels] = episode[self._card_pixels] = True
+        y, x = np.divmod(np.flatnonzero(episode), self.shape[1])
+        self._episode_rows = np.unique(y * w + x // tile)
         # The lights, painted first, as whole tile rows of the intersections (plain road under them): per
         # phase, the rows either bar may cover with that phase's bars on road. Painting them also erases
         # the bars of the phase before.
@@ -178,11 +183,22 @@ class PixelRaster:
         self.paint_backgrounds(out, np.arange(len(cards)), cards, signs)
         return out
 
-    def paint_backgrounds(self, out: np.ndarray, idx: np.ndarray, cards: np.ndarray, signs: np.ndarray) -> None:
-        """Writes the backgrounds of episodes ``(cards, signs)`` into ``out[idx]`` (see :meth:`backgrounds`)."""
+    def blanks(self, n: int) -> npt.NDArray[np.uint8]:
+        """``n`` pictures of the map alone, ``(n, H, W, 3)``: backgrounds without signs or card."""
+        return np.repeat(self._base[None], n, axis=0)
+
+    def paint_backgrounds(
+        self, out: np.ndarray, idx: np.ndarray, cards: np.ndarray, signs: np.ndarray, blank: bool = True
+    ) -> None:
+        """Writes the backgrounds of episodes ``(cards, signs)`` into ``out[idx]`` (see :meth:`backgrounds`).
+
+        ``blank=False``: ``out[idx]`` hold backgrounds of this map already (or :meth:`blanks`); only the signs
+        and the card are written, which is all that differs between episodes.
+        """
         t = self.tile
         digits = half_size(signs) if t == 14 else signs[..., :: 28 // t, :: 28 // t][..., :t, :t]
-        out[idx] = self._base
+        if blank:
+            out[idx] = self._base
         flat = out.reshape(-1).view(_RGB)
         offset = (idx * (out.shape[1] * out.shape[2]))[:, None]
         for pixels, bg, images in (
@@ -206,6 +222,11 @@ class PixelRaster:
         flat, where = self._moving(frames, idx, base)
         for i, w in enumerate(where):
             flat.put(w, self._color_run(i, w.size))
+
+    def refresh(self, frames: np.ndarray, backgrounds: np.ndarray, idx: np.ndarray) -> None:
+        """Copies into ``frames[idx]`` the signs and card of ``backgrounds[idx]`` (a new episode, same map)."""
+        where = self._episode_rows + (idx * (frames.shape[1] * self.model.params.gmap.shape[1]))[:, None]
+        frames.reshape(-1).view(self._tile_row).put(where, backgrounds.reshape(-1).view(self._tile_row).take(where))
 
     def erase(self, frames: np.ndarray, backgrounds: np.ndarray, idx: np.ndarray, base: np.ndarray) -> None:
         """Undoes :meth:`paint` of ``base`` in ``frames[idx]``: those pixels show ``backgrounds[idx]`` again.

@@ -165,10 +165,12 @@ class GridDrivingVectorEnv(VectorEnv):
             self._obs_card, self._obs_signs = self._read[:, 0], self._read[:, 1:]
         if self.obs_mode == "pixels":
             self._raster = self._view._get_raster()
-            self._bg = np.zeros((n, *self._raster.shape), dtype=np.uint8)
-            # Two frame buffers, used in turn: a step redraws only what moved since the buffer's last step.
+            self._bg = self._raster.blanks(n)
+            # Two frame buffers, used in turn: a step redraws only what moved since the buffer's last step
+            # (from base state _drawn), and the signs and card where an episode began (_stale).
             self._frames = (np.zeros_like(self._bg), np.zeros_like(self._bg))
-            self._drawn = (np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64))  # base shown; -1: none
+            self._drawn = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+            self._stale = (np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
             self._buffer = 0
         self._shown = (0, 0.0, None)  # sub-env 0's steps, return and last step, for render()
 
@@ -204,8 +206,6 @@ class GridDrivingVectorEnv(VectorEnv):
         self._t = 0
         self._base = np.zeros(n, dtype=np.int64)
         self._take_starts(self._rows, options)
-        if self.obs_mode == "pixels":  # new backgrounds everywhere: both buffers are drawn afresh
-            self._drawn[0][:] = self._drawn[1][:] = -1
         info: dict[str, Any] = {}
         if self.info_mode == "full":
             info = self._episode_info(self._rows, self._all)
@@ -213,6 +213,8 @@ class GridDrivingVectorEnv(VectorEnv):
         self._shown = (0, 0.0, None)
         if self.render_mode == "human":
             self.render()
+        if self.obs_mode == "pixels":  # new backgrounds everywhere: both buffers are drawn afresh
+            return self._draw_frames(self._base, None, fresh=True), info
         return self._observe(self._base.copy()), info
 
     def _fill_queue(self, w: np.ndarray) -> None:
@@ -268,7 +270,7 @@ class GridDrivingVectorEnv(VectorEnv):
             self._read[idx, : k + 1] = read.reshape(len(idx), k + 1)
             self._confidence[idx] = confidence.reshape(len(idx), k + 1)
         if self.obs_mode == "pixels":
-            self._raster.paint_backgrounds(self._bg, idx, new[:, 0], new[:, 1:])
+            self._raster.paint_backgrounds(self._bg, idx, new[:, 0], new[:, 1:], blank=False)
 
     def _apply_options(
         self, idx: np.ndarray, row: np.ndarray, base: np.ndarray, card: np.ndarray, options: dict[str, Any]
@@ -383,21 +385,30 @@ class GridDrivingVectorEnv(VectorEnv):
             "sign": self._sign_images[rows, self._tables.stop_slot[base]],
         }
 
-    def _draw_frames(self, base: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
-        """Pixels: all sub-envs' frames in the other buffer (``idx`` None), or the new episodes ``idx``'s."""
+    def _draw_frames(self, base: np.ndarray, idx: np.ndarray | None, fresh: bool = False) -> np.ndarray:
+        """Pixels: all sub-envs' frames in the other buffer (``idx`` None), or the new episodes ``idx``'s.
+
+        ``fresh``: after reset(), every frame drawn from its background.
+        """
         raster, bg = self._raster, self._bg
-        if idx is not None:  # new episodes in the current buffer; the other one shows their old episodes
-            b = self._buffer
-            self._frames[b][idx] = bg[idx]
-            raster.paint(self._frames[b], idx, base)
-            self._drawn[b][idx], self._drawn[1 - b][idx] = base, -1
-            return self._frames[b]
+        if fresh:
+            for frames, drawn, stale in zip(self._frames, self._drawn, self._stale, strict=True):
+                frames[:] = bg
+                drawn[:], stale[:] = base, False  # erasing from a clean background changes nothing
+        if idx is not None:  # new episodes, in the buffer that shows their last steps; the other one later
+            frames = self._frames[self._buffer]
+            raster.refresh(frames, bg, idx)
+            raster.erase(frames, bg, idx, self._drawn[self._buffer][idx])
+            raster.paint(frames, idx, base)
+            self._drawn[self._buffer][idx] = base
+            self._stale[1 - self._buffer][idx] = True
+            return frames
         b = self._buffer = 1 - self._buffer
-        frames, drawn = self._frames[b], self._drawn[b]
-        redraw = (drawn < 0).nonzero()[0]
-        if len(redraw):
-            frames[redraw] = bg[redraw]
-            drawn[redraw] = base[redraw]  # erasing it from a clean background changes nothing
+        frames, drawn, stale = self._frames[b], self._drawn[b], self._stale[b]
+        new_episodes = stale.nonzero()[0]
+        if len(new_episodes):
+            raster.refresh(frames, bg, new_episodes)
+            stale[new_episodes] = False
         raster.erase(frames, bg, self._rows, drawn)
         raster.paint(frames, self._rows, base)
         drawn[:] = base
