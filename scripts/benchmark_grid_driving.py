@@ -49,6 +49,7 @@ GRID_ID = "perceptgym/GridDriving-v0"
 MINIGRID_ID = "MiniGrid-Empty-8x8-v0"
 TAXI_ID = "Taxi-v4"
 HIGHWAY_ID = "highway-v0"
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 SECTIONS = ("single", "render", "memory", "vector", "sb3", "vector-memory")
 # PPO recipes: one for the pixels rung and today's ladder (scripts/ladder.py's PPO_CONFIG). With env steps
 # cheap, the pixels recipe collects many (64 envs) and passes over them once: on one thread SmallCnn's
@@ -79,6 +80,9 @@ class Args:
     """env-steps per repeat and contender in the vector section (each contender steps at least 20 times)"""
     pixels_envs: int = 256
     """N of the pixels target (native vector env vs the single raw env)"""
+    vector_clock: str = "wall"
+    """clock of the vector section: wall (perf_counter) or cpu (this process's CPU time, process_time: on a
+    shared machine it leaves out the time other processes take from it)"""
     sb3_steps: int = 40_000
     """env steps of each PPO run"""
     vector_memory_steps: int = 10_000_000
@@ -90,6 +94,8 @@ class Args:
 
     def __post_init__(self) -> None:
         check_settings(self, at_least={"steps": 1, "repeats": 1, "frames": 1, "memory_steps": 0})
+        if self.vector_clock not in CLOCKS:
+            raise ValueError(f"vector_clock must be one of {tuple(CLOCKS)}, got {self.vector_clock!r}")
         from perceptgym.envs.digits import check_source_name
 
         check_source_name(self.digit_source)
@@ -256,24 +262,24 @@ def section_memory(budget: Budget) -> dict:
 
 
 # ---- vector envs ---------------------------------------------------------------------------------------
-def vector_rate(env, actions: np.ndarray, steps: int) -> float:
+def vector_rate(env, actions: np.ndarray, steps: int, clock=time.perf_counter) -> float:
     """Env-steps/s of ``steps`` batched steps with pre-drawn random actions (drawing them is not timed)."""
     n = actions.shape[1]
-    start = time.perf_counter()
+    start = clock()
     for i in range(steps):
         env.step(actions[i % len(actions)])
-    return n * steps / (time.perf_counter() - start)
+    return n * steps / (clock() - start)
 
 
-def raw_rate(env: gym.Env, actions: list[int], steps: int) -> float:
+def raw_rate(env: gym.Env, actions: list[int], steps: int, clock=time.perf_counter) -> float:
     """Steps/s of one raw env (no wrappers), resetting when an episode ends."""
     step, reset = env.step, env.reset
-    start = time.perf_counter()
+    start = clock()
     for i in range(steps):
         _, _, terminated, truncated, _ = step(actions[i % len(actions)])
         if terminated or truncated:
             reset()
-    return steps / (time.perf_counter() - start)
+    return steps / (clock() - start)
 
 
 def perception_kwargs(source, reader) -> dict:
@@ -297,7 +303,7 @@ def warm_reader(reader, source, budget: Budget) -> str:
     return "no cache" if cache is None else f"{len(cache):,} readings cached"
 
 
-def raw_rates(modes: Sequence[str], kw: dict, budget: Budget) -> dict[str, float]:
+def raw_rates(modes: Sequence[str], kw: dict, budget: Budget, clock=time.perf_counter) -> dict[str, float]:
     """The single raw env (no wrappers) in every mode: the per-env rate a vector env multiplies."""
     from perceptgym.envs.grid_driving.env import GridDrivingEnv
 
@@ -308,7 +314,7 @@ def raw_rates(modes: Sequence[str], kw: dict, budget: Budget) -> dict[str, float
         env.reset(seed=0)
     for _ in range(budget.repeats):
         for m, env in raws.items():
-            runs[m].append(raw_rate(env, actions, max(200, budget.vector_env_steps // 20)))
+            runs[m].append(raw_rate(env, actions, max(200, budget.vector_env_steps // 20), clock))
     return {m: statistics.median(v) for m, v in runs.items()}
 
 
@@ -333,10 +339,15 @@ def vector_contenders(n: int, modes: Sequence[str], everything: bool, kw: dict) 
 def section_vector(args: Args, budget: Budget, source, reader) -> dict:
     kw = perception_kwargs(source, reader)
     modes = args.vector_modes
-    print(f"\nvector envs, env-steps/s (median of {budget.repeats} interleaved repeats; random actions drawn before)")
+    print(
+        f"\nvector envs, env-steps/s (median of {budget.repeats} interleaved repeats; random actions drawn before; "
+        f"{args.vector_clock} clock)"
+    )
     if "perceived" in modes:
         print(f"  perceived reads with the shipped CNN; warm-up: {warm_reader(reader, source, budget)}")
-    out: dict = {"raw": raw_rates(modes, kw, budget), "native": {}, "native info=final": {}, "sync": {}}
+    clock = CLOCKS[args.vector_clock]
+    out: dict = {"raw": raw_rates(modes, kw, budget, clock), "native": {}, "native info=final": {}, "sync": {}}
+    out["clock"] = args.vector_clock
     out["CartPoleVectorEnv"] = {}
     print("  single raw env: " + ", ".join(f"{m} {v:,.0f}" for m, v in out["raw"].items()))
     sizes = dict.fromkeys((*budget.vector_sizes, *((args.pixels_envs,) if "pixels" in modes else ())))
@@ -351,7 +362,7 @@ def section_vector(args: Args, budget: Budget, source, reader) -> dict:
             for (kind, mode), (env, actions) in contenders.items():
                 sync = kind == "sync"  # ~20x slower: a twentieth of the steps
                 steps = max(5, budget.vector_env_steps // (20 * n)) if sync else max(20, budget.vector_env_steps // n)
-                runs[kind, mode].append(vector_rate(env, actions, steps))
+                runs[kind, mode].append(vector_rate(env, actions, steps, clock))
         for (kind, mode), v in runs.items():
             out[kind].setdefault(mode, {})[n] = statistics.median(v)
         print_size(out, n, list(runs))

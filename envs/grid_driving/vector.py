@@ -17,8 +17,17 @@ the semantics of stable-baselines3's ``VecEnv`` (``terminal_observation``), whic
 
 ``info`` is batched as by ``SyncVectorEnv``: every key holds an array over sub-envs and ``info["_key"]``
 marks the sub-envs that have it. Values where the mask is False are unspecified (not zeroed): read them
-through the mask. Keys may share one mask array (and ``_event`` is the ``terminated`` array): treat
-``info`` as read-only.
+through the mask. Keys may share one mask array (and ``_event`` is the ``terminated`` array), and a value
+may be one read-only array shared by all steps (``stop_numbers`` with fixed stops): treat ``info`` as
+read-only.
+
+Pixel observations are not copied: the env keeps every sub-env's frame in two buffers used in turn and
+redraws only what moved since that buffer's last step (:meth:`PixelRaster.erase`, then
+:meth:`PixelRaster.paint`), since copying whole frames costs more than all the drawing. So the array a step
+returns stays valid through the next step and is overwritten by the one after (as
+``SyncVectorEnv(copy=False)`` returns buffers that the next step overwrites, one step later): enough for
+loops that store the last observation after stepping (stable-baselines3's rollout and replay buffers);
+copy it to keep it longer, and do not write into it. ``info["final_obs"]`` frames are copies.
 """
 
 from __future__ import annotations
@@ -49,7 +58,8 @@ from perceptgym.envs.grid_driving.env import (
     draw_digits,
 )
 
-START_BLOCK = 32  # episode starts computed ahead per sub-env (one numpy pass for all sub-envs)
+START_BLOCK = 128  # episode starts computed ahead per sub-env (a power of 2: see _take_starts)
+REFILL_AT = START_BLOCK * 3 // 4  # when one sub-env's block is used up, refill every block used this far
 INFO_MODES = ("full", "final")
 
 
@@ -114,14 +124,14 @@ class GridDrivingVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, n)
 
         t = self._tables = self.model.tables
+        self._rows = np.arange(n)
         self._event_names = np.array(EVENTS, dtype=object)[t.event]  # per outcome
         self._success = t.event == EVENTS.index("arrived")
         self._term_masks = tuple(f"_{name}" for name in REWARD_TERMS)
-        self._map_numbers = np.empty(1, dtype=object)
-        self._map_numbers[0] = self.params.gmap.stop_numbers
+        self._map_numbers = _object_array(n, self._rows, [self.params.gmap.stop_numbers] * n)
+        self._map_numbers.setflags(write=False)
         self._masks = self.model.base_masks_packed
         k = self._n_stops = len(self.model.stop_cells)
-        self._rows = np.arange(n)
         self._all = np.ones(n, dtype=bool)
         self._all.setflags(write=False)  # shared by the masks of keys every sub-env has
         self._row: np.ndarray | None = None  # None: no reset yet (see core.row_of)
@@ -134,6 +144,13 @@ class GridDrivingVectorEnv(VectorEnv):
         self._t = 0  # steps taken by the batch since reset(); a sub-env truncates at its deadline
         self._deadline = np.zeros(n, dtype=np.int64)
         self._roots = np.zeros(n, dtype=np.uint64)
+        # The queued episode starts (_fill_queue): sub-env i's next one is at _next[i], its first is its
+        # episode _first[i] (counting from its last seeding).
+        self._first = np.zeros(n, dtype=np.int64)
+        self._next = np.zeros(n, dtype=np.int64)
+        self._queue = np.zeros((n * START_BLOCK, 4), dtype=np.int64)
+        self._queue_records = self._queue.view(np.dtype((np.void, 32))).ravel()
+        self._q_numbers = np.zeros((n * START_BLOCK, k) if self.params.shuffle_stops else 0, dtype=np.int64)
         self._seeded = False
         self._image_seed = np.zeros(n, dtype=np.uint64)
         images = self.obs_mode != "symbolic"
@@ -148,7 +165,13 @@ class GridDrivingVectorEnv(VectorEnv):
             self._obs_card, self._obs_signs = self._read[:, 0], self._read[:, 1:]
         if self.obs_mode == "pixels":
             self._raster = self._view._get_raster()
-            self._bg = np.zeros((n, *self._raster.shape), dtype=np.uint8)
+            self._bg = self._raster.blanks(n)
+            # Two frame buffers, used in turn: a step redraws only what moved since the buffer's last step
+            # (from base state _drawn), and the signs and card where an episode began (_stale).
+            self._frames = (np.zeros_like(self._bg), np.zeros_like(self._bg))
+            self._drawn = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+            self._stale = (np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
+            self._buffer = 0
         self._shown = (0, 0.0, None)  # sub-env 0's steps, return and last step, for render()
 
     # ---- episodes ------------------------------------------------------------------------------------
@@ -171,14 +194,14 @@ class GridDrivingVectorEnv(VectorEnv):
         options = check_reset_options(options)
         if seeds is not None:  # as n single envs: each draws its root from np_random seeded with its seed
             self._roots = np.array([draw_root(seeding.np_random(s)[0]) for s in seeds], dtype=np.uint64)
-            self._first = np.zeros(n, dtype=np.int64)
+            self._first[:] = 0
         elif not self._seeded:
             self._roots = self.np_random.integers(0, 2**64, size=n, dtype=np.uint64)
-            self._first = np.zeros(n, dtype=np.int64)
+            self._first[:] = 0
         else:  # continue every sub-env's episodes
-            self._first = self._first + self._used
+            self._first += self._used()
         self._seeded = True
-        self._fill_queue()
+        self._fill_queue(self._rows)
         self._row = np.zeros(n, dtype=np.int64)
         self._t = 0
         self._base = np.zeros(n, dtype=np.int64)
@@ -186,40 +209,52 @@ class GridDrivingVectorEnv(VectorEnv):
         info: dict[str, Any] = {}
         if self.info_mode == "full":
             info = self._episode_info(self._rows, self._all)
-            self._add_current(info, self._base)
+            self._add_current(info, self._masks[self._base], self._base)
         self._shown = (0, 0.0, None)
         if self.render_mode == "human":
             self.render()
+        if self.obs_mode == "pixels":  # new backgrounds everywhere: both buffers are drawn afresh
+            return self._draw_frames(self._base, None, fresh=True), info
         return self._observe(self._base.copy()), info
 
-    def _fill_queue(self) -> None:
-        """Computes the next START_BLOCK episode starts of every sub-env (after the ``_first`` episodes)."""
-        n, b = self.num_envs, START_BLOCK
-        keys = episode_keys(self._roots[:, None], self._first[:, None] + np.arange(b))
+    def _fill_queue(self, w: np.ndarray) -> None:
+        """Queues the next START_BLOCK episode starts of sub-envs ``w`` (from their episode ``_first``)."""
+        b = START_BLOCK
+        keys = episode_keys(self._roots[w, None], self._first[w, None] + np.arange(b))
         s = self.model.episode_starts(keys.ravel())
-        # Flat: the starts of sub-env i are at i * START_BLOCK + (0, 1, ...).
-        # One table, so that taking starts is one gather: row, base, card, image seed (its int64 bits).
-        self._queue = np.stack([row_of(self._tables, s.base, s.target), s.base, s.card, s.image_seed.view(np.int64)], 1)
-        self._q_numbers = s.numbers if self.params.shuffle_stops else None
-        self._used = np.zeros(n, dtype=np.int64)  # of the queued starts
+        # Flat: the starts of sub-env i are at i * START_BLOCK + (0, 1, ...), each one record (row, base, card,
+        # image seed's bits), so that taking a start reads one cache line.
+        slots = (w[:, None] * b + np.arange(b)).ravel()
+        self._queue[slots] = np.stack(
+            [row_of(self._tables, s.base, s.target), s.base, s.card, s.image_seed.view(np.int64)], 1
+        )
+        if self.params.shuffle_stops:
+            self._q_numbers[slots] = s.numbers
+        self._next[w] = w * b
+
+    def _used(self) -> np.ndarray:
+        """How many of its queued starts each sub-env has taken."""
+        return self._next - self._rows * START_BLOCK
 
     def _take_starts(self, idx: np.ndarray, options: dict[str, Any] | None = None) -> None:
         """Starts the next episode of sub-envs ``idx``: state, handwriting, its reading, pixel background."""
-        j = self._used[idx]
-        if j.max() >= START_BLOCK:
-            self._first = self._first + self._used
-            self._fill_queue()
-            j = self._used[idx]
-        self._used[idx] = j + 1
-        q = idx * START_BLOCK + j
-        row, base, card, seed = self._queue[q].T
+        q = self._next[idx]
+        after = q + 1
+        self._next[idx] = after
+        starts = self._queue_records[q].view(np.int64).reshape(len(q), 4)
+        row, base, card, seed = starts[:, 0], starts[:, 1], starts[:, 2], starts[:, 3].view(np.uint64)
         k = self._n_stops
-        if self._q_numbers is not None:
+        if self.params.shuffle_stops:
             self._signs[idx, :k] = self._q_numbers[q]
+        if not (after & (START_BLOCK - 1)).all():  # a block is used up: refill the ones nearly used up too
+            used = self._used()
+            refill = (used >= REFILL_AT).nonzero()[0]
+            self._first[refill] += used[refill]
+            self._fill_queue(refill)
         if options:
             row, base, card = self._apply_options(idx, row, base, card, options)
         self._row[idx], self._base[idx], self._card[idx] = row, base, card
-        self._image_seed[idx] = seed.view(np.uint64)
+        self._image_seed[idx] = seed
         if self.max_episode_steps is not None:
             self._deadline[idx] = self._t + self.max_episode_steps
         if self.obs_mode == "symbolic":
@@ -227,7 +262,7 @@ class GridDrivingVectorEnv(VectorEnv):
         # One source call per new episode, each with that episode's own Generator: the handwriting of
         # sub-env i must not depend on which other sub-envs started an episode in the same step.
         labels = np.concatenate([card[:, None], self._signs[idx, :k]], axis=1)
-        rngs = episode_rngs(seed.view(np.uint64), [self._bitgens[i] for i in idx.tolist()])
+        rngs = episode_rngs(seed, [self._bitgens[i] for i in idx.tolist()])
         new = draw_digits(self._view._source, labels, rngs)
         self._card_image[idx], self._sign_images[idx, :k] = new[:, 0], new[:, 1:]
         if self.obs_mode == "perceived":  # one reader call for all new episodes' cards and signs
@@ -235,7 +270,7 @@ class GridDrivingVectorEnv(VectorEnv):
             self._read[idx, : k + 1] = read.reshape(len(idx), k + 1)
             self._confidence[idx] = confidence.reshape(len(idx), k + 1)
         if self.obs_mode == "pixels":
-            self._raster.paint_backgrounds(self._bg, idx, new[:, 0], new[:, 1:])
+            self._raster.paint_backgrounds(self._bg, idx, new[:, 0], new[:, 1:], blank=False)
 
     def _apply_options(
         self, idx: np.ndarray, row: np.ndarray, base: np.ndarray, card: np.ndarray, options: dict[str, Any]
@@ -263,15 +298,16 @@ class GridDrivingVectorEnv(VectorEnv):
         else:  # as TimeLimit: also when the episode terminated on its last step
             truncated = self._deadline == self._t
         done = terminated | truncated
+        idx = done.nonzero()[0]  # ~5x cheaper than np.flatnonzero's wrappers at this size
         obs = self._observe(base)
         if self.render_mode is not None:
             self._record_shown(int(a[0]), int(o[0]), bool(done[0]))
-        idx = np.flatnonzero(done)
         full = self.info_mode == "full"
         # As SyncVectorEnv: a key is there when some sub-env has it (sub-envs that reset have reset info).
         info: dict[str, Any] = {}
         if full:
             terms = dict(zip(REWARD_TERMS, t.terms.take(o, axis=0).T, strict=True))  # (num_envs,) each
+            packed = self._masks[base]  # every sub-env's mask, one int64 each; patched below where reset
             if len(idx) < self.num_envs:
                 ongoing = ~done
                 info["reward_terms"] = {**terms, **dict.fromkeys(self._term_masks, ongoing)}
@@ -281,28 +317,37 @@ class GridDrivingVectorEnv(VectorEnv):
             if full:
                 final["reward_terms"] = {**terms, **dict.fromkeys(self._term_masks, done)}
                 final["_reward_terms"] = done
-                self._add_current(final, base, done)
-            if terminated.any():
-                ended = np.flatnonzero(terminated)
+                self._add_current(final, packed, base, done)
+            ended = terminated.nonzero()[0]
+            if len(ended):
                 final["event"], final["_event"] = np.empty(self.num_envs, dtype=object), terminated
                 final["event"][ended] = self._event_names[o[ended]]
                 final["is_success"], final["_is_success"] = self._success[o], terminated
-            if isinstance(obs, np.ndarray) and obs.ndim == 1:  # Discrete: stored as Python ints, at once
-                info["final_obs"] = np.empty(self.num_envs, dtype=object)
-                info["final_obs"][idx] = obs[idx]
-            else:
-                info["final_obs"] = _object_array(self.num_envs, idx, self._unbatch(obs, idx))
-            info["_final_obs"] = done
+            info["final_obs"], info["_final_obs"] = self._final_obs(obs, idx), done
             info["final_info"], info["_final_info"] = final, done
             self._take_starts(idx)
-            obs = self._observe_into(obs, idx, base[idx])
+            new_base = base[idx]
+            if self.obs_mode == "symbolic" and self.model.n_sign == 1:
+                obs[idx] = new_base * NUM_DIGITS + self._card[idx]
+            else:
+                obs = self._observe_into(obs, idx, new_base)
             if full:
                 info.update(self._episode_info(idx, done))
+                packed = packed.copy()  # the final info keeps the masks of the ended episodes
+                packed[idx] = self._masks[new_base]
         if full:
-            self._add_current(info, base)
+            self._add_current(info, packed, base)
         if self.render_mode == "human":
             self.render()
         return obs, rewards, terminated, truncated, info
+
+    def _final_obs(self, obs: Any, idx: np.ndarray) -> np.ndarray:
+        """``info["final_obs"]``: an object array with sub-env ``idx``'s observation (own copies), else None."""
+        if isinstance(obs, np.ndarray) and obs.ndim == 1:  # Discrete: stored as Python ints, at once
+            out = np.empty(self.num_envs, dtype=object)
+            out[idx] = obs[idx]
+            return out
+        return _object_array(self.num_envs, idx, self._unbatch(obs, idx))
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         a = np.asarray(actions)
@@ -332,7 +377,7 @@ class GridDrivingVectorEnv(VectorEnv):
             rows = self._rows if idx is None else idx
             return m.index(base, card, self._obs_signs[rows, self._tables.stop_slot[base]])
         if self.obs_mode == "pixels":
-            return self._raster.frames(self._bg if idx is None else self._bg[idx], base)
+            return self._draw_frames(base, idx)
         rows = self._rows if idx is None else idx
         return {
             "state": base.copy(),
@@ -340,7 +385,38 @@ class GridDrivingVectorEnv(VectorEnv):
             "sign": self._sign_images[rows, self._tables.stop_slot[base]],
         }
 
+    def _draw_frames(self, base: np.ndarray, idx: np.ndarray | None, fresh: bool = False) -> np.ndarray:
+        """Pixels: all sub-envs' frames in the other buffer (``idx`` None), or the new episodes ``idx``'s.
+
+        ``fresh``: after reset(), every frame drawn from its background.
+        """
+        raster, bg = self._raster, self._bg
+        if fresh:
+            for frames, drawn, stale in zip(self._frames, self._drawn, self._stale, strict=True):
+                frames[:] = bg
+                drawn[:], stale[:] = base, False  # erasing from a clean background changes nothing
+        if idx is not None:  # new episodes, in the buffer that shows their last steps; the other one later
+            frames = self._frames[self._buffer]
+            raster.refresh(frames, bg, idx)
+            raster.erase(frames, bg, idx, self._drawn[self._buffer][idx])
+            raster.paint(frames, idx, base)
+            self._drawn[self._buffer][idx] = base
+            self._stale[1 - self._buffer][idx] = True
+            return frames
+        b = self._buffer = 1 - self._buffer
+        frames, drawn, stale = self._frames[b], self._drawn[b], self._stale[b]
+        new_episodes = stale.nonzero()[0]
+        if len(new_episodes):
+            raster.refresh(frames, bg, new_episodes)
+            stale[new_episodes] = False
+        raster.erase(frames, bg, self._rows, drawn)
+        raster.paint(frames, self._rows, base)
+        drawn[:] = base
+        return frames
+
     def _observe_into(self, obs: Any, idx: np.ndarray, base: np.ndarray) -> Any:
+        if self.obs_mode == "pixels":
+            return self._draw_frames(base, idx)
         new = self._observe(base, idx)
         if isinstance(obs, dict):
             for key, value in new.items():
@@ -356,11 +432,12 @@ class GridDrivingVectorEnv(VectorEnv):
             return [dict(zip(parts, values, strict=True)) for values in zip(*parts.values(), strict=True)]
         return obs[idx].tolist() if obs.ndim == 1 else list(obs[idx])  # Discrete: ints, as GridDrivingEnv
 
-    def _add_current(self, info: dict[str, Any], base: np.ndarray, mask: np.ndarray | None = None) -> None:
-        """What every step and reset info has: the action mask and the card (and what was read)."""
+    def _add_current(
+        self, info: dict[str, Any], packed: np.ndarray, base: np.ndarray, mask: np.ndarray | None = None
+    ) -> None:
+        """What every step and reset info has: the action mask (``packed``: ``_masks[base]``) and the card."""
         mask = self._all if mask is None else mask
-        packed = self._masks[base].view(np.int8).reshape(self.num_envs, 8)
-        info["action_mask"], info["_action_mask"] = packed[:, :NUM_ACTIONS], mask
+        info["action_mask"], info["_action_mask"] = packed.view(np.int8).reshape(-1, 8)[:, :NUM_ACTIONS], mask
         info["card"], info["_card"] = self._card.copy(), mask
         if self.obs_mode != "perceived":
             return
@@ -380,9 +457,8 @@ class GridDrivingVectorEnv(VectorEnv):
         n, k = self.num_envs, self._n_stops
         if self.params.shuffle_stops:
             numbers = _object_array(n, idx, [tuple(r) for r in self._signs[idx, :k].tolist()])
-        else:  # one tuple, shared
-            numbers = np.empty(n, dtype=object)
-            numbers[idx] = self._map_numbers
+        else:  # one read-only array holding the map's tuple everywhere (unmasked values are unspecified)
+            numbers = self._map_numbers
         info = {"stop_numbers": numbers, "_stop_numbers": mask}
         if self.obs_mode == "perceived":
             read, conf = self._read[idx, 1 : k + 1].tolist(), self._confidence[idx, 1:].tolist()

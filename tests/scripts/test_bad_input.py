@@ -161,6 +161,7 @@ CASES = [
     # benchmarks and the command itself
     ("bench grid-driving --steps 0", "steps=0 must be >= 1"),
     ("bench grid-driving --digit-source nope", "unknown digit source 'nope'"),
+    ("bench grid-driving --vector-clock sun", "vector_clock must be one of"),
     ("bench digit-bandit --rounds 0", "rounds=0 must be >= 1"),
     ("bench digit-bandit --rounds 10 --obs-modes nope", "obs_mode must be one of"),
     ("bench agents --steps 0", "steps=0 must be >= 1"),
