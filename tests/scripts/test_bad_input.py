@@ -148,6 +148,7 @@ CASES = [
     ("train-gan --minutes -1", "minutes=-1.0 must be > 0", BOX),
     ("train-gan --train.steps 0", "steps", BOX),
     ("train-gan --data-dir {nowhere}", "nowhere: not a folder", ONE_LINE),
+    ("train-gan --score-every 5 --classifier {nowhere}", "score_every=5 needs a classifier", BOX),
     ("evaluate-gan --gan {nowhere}", "no such checkpoint", ONE_LINE),
     ("evaluate-gan --gan {garbage_pt}", "garbage.pt: not a readable", ONE_LINE),
     ("evaluate-gan --per-class 1", "per_class=1 must be >= 2", BOX),
