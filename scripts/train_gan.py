@@ -3,6 +3,7 @@
     python scripts/train_gan.py --out runs/gan                  # the shipped recipe (see below)
     python scripts/train_gan.py --out runs/gan --minutes 2      # stop cleanly after 2 minutes of optimisation
     python scripts/train_gan.py --out runs/gan --train.steps 20000   # train an existing run further
+    python scripts/train_gan.py --out runs/gan --score-every 1000    # score as it trains: <out>/scores.json
 
 Ctrl-C saves ``<out>/gan.pt`` and exits; running the same command again resumes from the saved step and ends
 with the same networks as an uninterrupted run. When the ``--minutes`` budget runs out first, training stops
@@ -61,6 +62,8 @@ class Args:
     """also copy the generator-only checkpoint here (e.g. supervised/checkpoints/gan.pt)"""
     per_class: int = 1000
     """generated digits per class for the scores"""
+    score_every: int = 0
+    """also score the generator every N steps, as the final score does (rows in <out>/scores.json; 0: never)"""
     n_real: int = 10_000
     """real test digits (and training digits, for the floor) the Fréchet distance is measured against"""
     data_dir: Path | None = None
@@ -69,7 +72,11 @@ class Args:
     """show a progress bar"""
 
     def __post_init__(self) -> None:
-        check_settings(self, at_least={"sample_every": 0, "per_class": 2, "n_real": 2}, above={"minutes": 0})
+        check_settings(
+            self, at_least={"sample_every": 0, "per_class": 2, "n_real": 2, "score_every": 0}, above={"minutes": 0}
+        )
+        if self.score_every and not self.classifier.exists():
+            raise ValueError(f"score_every={self.score_every} needs a classifier, and {self.classifier} does not exist")
 
 
 def run(args: Args) -> dict:
@@ -80,6 +87,7 @@ def run(args: Args) -> dict:
     if ck_path.exists():
         print(f"resuming from {ck_path}")
     train_args = json.loads(json.dumps(dataclasses.asdict(args), default=str))
+    scorer = _Scorer(args, data) if args.classifier.exists() else None
     result = train_gan(
         args.model,
         args.train,
@@ -91,6 +99,8 @@ def run(args: Args) -> dict:
         sample_dir=args.out / "samples",
         progress=args.progress,
         train_args=train_args,
+        score_every=args.score_every,
+        on_score=scorer.score_during_training if scorer is not None else None,
     )
     print(
         f"generator {count_parameters(result.generator) / 1e6:.2f}M parameters; step {result.step}/"
@@ -102,18 +112,8 @@ def run(args: Args) -> dict:
             "exporting the generator as it is now)"
         )
     metrics: dict = {"step": result.step, "train_seconds": result.seconds, "finished": result.finished}
-    if args.classifier.exists():
-        from perceptgym.supervised.classifier import load_classifier
-        from perceptgym.supervised.gan_scores import score_generator
-
-        scores = score_generator(
-            result.generator,
-            load_classifier(args.classifier),
-            data,
-            per_class=args.per_class,
-            n_real=args.n_real,
-            seed=args.train.seed,
-        )
+    if scorer is not None:
+        scores = scorer.score(result.generator)
         print(scores.summary())
         metrics |= {**scores.as_dict(), "classifier": str(args.classifier)}
     else:
@@ -133,6 +133,47 @@ def run(args: Args) -> dict:
             save_generator(path, result.generator, metrics=metrics, train_args=train_args, step=result.step)
             print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return metrics
+
+
+class _Scorer:
+    """The final score's classifier and real-digit statistics, loaded once, for every score of a run."""
+
+    def __init__(self, args: Args, data):
+        from perceptgym.supervised.classifier import load_classifier
+        from perceptgym.supervised.gan_scores import real_stats
+
+        self.args, self.data = args, data
+        self.classifier = load_classifier(args.classifier)
+        self.stats = real_stats(self.classifier, data, args.n_real, seed=args.train.seed)
+        self.path = args.out / "scores.json"
+        # a resumed run keeps the rows of the steps before it (a rerun from an earlier step drops the later ones)
+        self.rows = json.loads(self.path.read_text()) if args.score_every and self.path.exists() else []
+
+    def score(self, generator):
+        from perceptgym.supervised.gan_scores import score_generator
+
+        a = self.args
+        return score_generator(
+            generator,
+            self.classifier,
+            self.data,
+            per_class=a.per_class,
+            n_real=a.n_real,
+            seed=a.train.seed,
+            stats=self.stats,
+        )
+
+    def score_during_training(self, step: int, seconds: float, generator) -> None:
+        scores = self.score(generator)
+        row = {"step": step, "train_seconds": seconds, **scores.as_dict()}
+        self.rows = [r for r in self.rows if r["step"] < step] + [row]
+        write_json(self.path, self.rows)
+        from tqdm.auto import tqdm
+
+        tqdm.write(  # under the progress bar, not through it
+            f"step {step} ({seconds:.0f} s): label accuracy {scores.label_accuracy:.2%}, "
+            f"Fréchet {scores.frechet:.3f} = {scores.ratio:.2f}x the floor"
+        )
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym train-gan") -> int:

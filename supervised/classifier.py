@@ -7,6 +7,7 @@ arguments (see :mod:`perceptgym.supervised.checkpoint`).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -108,12 +109,16 @@ class DigitClassifier(nn.Module):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation. The defaults are the CNN recipe; :func:`recipe` gives the named ones."""
+    """Optimisation. :func:`recipe` gives the named recipes."""
 
     epochs: int = 5
     batch_size: int = 128
     lr: float = 4e-3
     schedule: str = "onecycle"  # "onecycle" (Smith & Topin 2019) or "constant"
+    warmup: float = 0.25  # the share of a one-cycle schedule spent raising the learning rate
+    # Polyak averaging: evaluate and return an exponential moving average of the weights with this decay per
+    # step (bias-corrected early on); 0: the weights themselves.
+    ema: float = 0.0
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
     augment: str = "shift"  # "shift": random shifts of up to 2 px; "affine": also rotation <= 10°, scale 0.9-1.1
@@ -131,9 +136,15 @@ class TrainConfig:
             raise ValueError(f"epochs, batch_size, threads must be >= 1 and lr > 0: {self}")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"unknown augmentation {self.augment!r}: use one of {AUGMENTATIONS}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if not 0.0 < self.warmup < 1.0:
+            raise ValueError(f"warmup must be in (0, 1), got {self.warmup}")
         if self.schedule not in ("onecycle", "constant"):
             raise ValueError(f"unknown schedule {self.schedule!r}: use 'onecycle' or 'constant'")
 
+
+CNN = ClassifierConfig(channels=(32, 48), hidden=64)
 
 RECIPES: dict[str, tuple[ClassifierConfig, TrainConfig]] = {
     # The seed's tutorial with Keras' defaults: Glorot-uniform weights, zero biases, Adam 1e-3 (epsilon 1e-7),
@@ -156,9 +167,15 @@ RECIPES: dict[str, tuple[ClassifierConfig, TrainConfig]] = {
     ),
     # The same MLP with a large batch and a one-cycle schedule: the same accuracy in a few seconds.
     "mlp-fast": (ClassifierConfig(arch="mlp"), TrainConfig(epochs=10, batch_size=512, lr=5e-3, weight_decay=0.0)),
-    "cnn": (ClassifierConfig(), TrainConfig(epochs=5, augment="shift")),
-    # The same CNN, 3 epochs without augmentation: the fastest route to 99.0% (~99.2% final).
-    "cnn-fast": (ClassifierConfig(), TrainConfig(epochs=3, augment="none")),
+    # A narrower CNN (48 channels in the second convolution, Dense 64: 92k parameters, a 365 KB file; a step
+    # costs 0.72x the previous default's) with a shorter warm-up and the weights averaged (EMA 0.99): 99.36% at
+    # seed 0, 99.0% after 800 steps instead of 1200 without the average (it smooths the noise of the high
+    # learning rate; the previous default: 1407). See docs/results.md.
+    "cnn": (CNN, TrainConfig(epochs=5, augment="shift", warmup=0.15, ema=0.99)),
+    # The same CNN, 3 epochs without augmentation.
+    "cnn-fast": (CNN, TrainConfig(epochs=3, augment="none", warmup=0.15, ema=0.99)),
+    # The recipe shipped before (32/64 channels, Dense 128, 0.9 MB; 99.26%, 99.0% after ~1400 steps).
+    "cnn-wide": (ClassifierConfig(), TrainConfig(epochs=5, augment="shift")),
     "cnn-long": (
         ClassifierConfig(channels=(48, 96), hidden=256),
         TrainConfig(epochs=12, augment="affine", label_smoothing=0.1, lr=3e-3),
@@ -243,8 +260,9 @@ def native_bfloat16() -> bool:
         return False
 
 
-# bfloat16 moves a logit of the shipped CNN by at most 0.11 (measured on the 10k MNIST test digits); a row whose
-# two best bfloat16 logits are closer than this is read again in float32, so the labels stay the float32 ones.
+# bfloat16 moves a logit of the shipped CNN by at most 0.09 (measured on the 10k MNIST test digits; 0.11 for the
+# previous one); a row whose two best bfloat16 logits are closer than this is read again in float32, so the
+# labels stay the float32 ones (80 of the 10k test digits are re-read).
 TIE_MARGIN = 1.0
 
 
@@ -386,7 +404,9 @@ def _optimizer(model: nn.Module, train_cfg: TrainConfig, total_steps: int):
         model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay, eps=train_cfg.adam_eps
     )
     if train_cfg.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train_cfg.lr, total_steps=total_steps, pct_start=0.25)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=train_cfg.lr, total_steps=total_steps, pct_start=train_cfg.warmup
+        )
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     return opt, sched
@@ -436,6 +456,8 @@ def train(
     if train_cfg.init == "keras":
         keras_init(model)
     opt, sched = _optimizer(model, train_cfg, total_steps)
+    averaged = _Averaged(model, train_cfg.ema)
+    evaluated = averaged.model
     have_test = test_images is not None and test_labels is not None
     history: list[dict[str, float]] = []
     bar = None
@@ -447,7 +469,7 @@ def train(
     resume_file = Path(resume_path) if resume_path is not None else None
     if resume_file is not None and resume_file.exists():
         seconds, step, history, start_epoch, start_i, order = _restore(
-            resume_file, model_cfg, train_cfg, model, opt, sched, gen
+            resume_file, model_cfg, train_cfg, model, opt, sched, gen, averaged
         )
         if bar is not None:
             bar.update(step)
@@ -455,7 +477,7 @@ def train(
     def record(epoch: float) -> None:
         row = {"step": step, "epoch": epoch, "seconds": seconds}
         if have_test:
-            row["test_accuracy"] = evaluate(model, preprocess, test_images, test_labels).accuracy
+            row["test_accuracy"] = evaluate(evaluated, preprocess, test_images, test_labels).accuracy
             model.train()
         history.append(row)
         if on_eval:
@@ -474,6 +496,7 @@ def train(
         loss.backward()
         opt.step()
         sched.step()
+        averaged.update(step)
         step += 1
         seconds += time.perf_counter() - t0
         if bar is not None:
@@ -488,6 +511,7 @@ def train(
                 "model_args": _cfg_dict(model_cfg),
                 "train_cfg": asdict(train_cfg),
                 "state_dict": model.state_dict(),
+                "averaged": averaged.model.state_dict(),
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
                 "generator": gen.get_state(),
@@ -521,8 +545,27 @@ def train(
             bar.close()
     if resume_file is not None:
         resume_file.unlink(missing_ok=True)
-    metrics = evaluate(model, preprocess, test_images, test_labels) if have_test else None
-    return TrainResult(model.eval(), metrics, history, seconds)
+    metrics = evaluate(evaluated, preprocess, test_images, test_labels) if have_test else None
+    return TrainResult(evaluated.eval(), metrics, history, seconds)
+
+
+class _Averaged:
+    """An exponential moving average of a model's weights (its buffers, BatchNorm statistics, are copied);
+    with ``decay`` 0, the model itself."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False) if decay else model
+        self.source, self.decay = model, decay
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        if not self.decay:
+            return
+        # bias correction: early on the average must not be dominated by the random initial weights
+        decay = min(self.decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(list(self.model.parameters()), list(self.source.parameters()), 1.0 - decay)
+        for mine, theirs in zip(self.model.buffers(), self.source.buffers(), strict=True):
+            mine.copy_(theirs)
 
 
 def _save_resume(path: Path | None, state: dict[str, Any]) -> None:
@@ -538,11 +581,13 @@ def _restore(
     opt: torch.optim.Optimizer,
     sched,
     gen: torch.Generator,
+    averaged: _Averaged,
 ) -> tuple:
     state = load_checkpoint(path, RESUME_FORMAT, CHECKPOINT_VERSION)
     if state["model_args"] != _cfg_dict(model_cfg) or state["train_cfg"] != asdict(train_cfg):
         raise CheckpointError(f"{path} was saved by a run with other settings; delete it to start over")
     model.load_state_dict(state["state_dict"])
+    averaged.model.load_state_dict(state.get("averaged", state["state_dict"]))
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     gen.set_state(state["generator"])

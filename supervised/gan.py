@@ -618,6 +618,8 @@ def train_gan(
     progress: bool = False,
     on_log: Callable[[dict[str, float]], None] | None = None,
     train_args: dict[str, Any] | None = None,
+    score_every: int = 0,
+    on_score: Callable[[int, float, Generator], None] | None = None,
 ) -> GanTrainResult:
     """Trains the conditional GAN; deterministic for a given ``train_cfg.seed`` and thread count on the CPU.
 
@@ -634,7 +636,12 @@ def train_gan(
         log_every: every this many steps, append the losses to ``history`` and call ``on_log``.
         progress: show a tqdm progress bar.
         train_args: stored in the checkpoint (e.g. the script's arguments).
+        score_every: every this many steps, call ``on_score(step, seconds, sampler)`` with the generator as
+            it would be exported now (EMA, recalibrated BatchNorm); its time is not optimisation time, and the
+            global RNGs are restored after it, so scoring never changes the trained networks.
     """
+    if score_every < 0:
+        raise ValueError(f"score_every must be >= 0, got {score_every}")
     images = np.asarray(images)
     labels = np.asarray(labels, dtype=np.int64)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8 or len(images) != len(labels):
@@ -693,6 +700,9 @@ def train_gan(
                         on_log(row)
                 if sample_every and sample_dir is not None and trainer.step % sample_every == 0:
                     write_grid(trainer.sampler())
+                if score_every and on_score is not None and trainer.step % score_every == 0:
+                    with kept_global_state():
+                        on_score(trainer.step, trainer.seconds, trainer.sampler())
     finally:
         if bar is not None:
             bar.close()

@@ -154,6 +154,7 @@ CASES = [
     ("train-gan --minutes -1", "minutes=-1.0 must be > 0"),
     ("train-gan --train.steps 0", "steps"),
     ("train-gan --data-dir {nowhere}", "nowhere: not a folder"),
+    ("train-gan --score-every 5 --classifier {nowhere}", "score_every=5 needs a classifier"),
     ("evaluate-gan --gan {nowhere}", "no such checkpoint"),
     ("evaluate-gan --gan {garbage_pt}", "garbage.pt: not a readable"),
     ("evaluate-gan --per-class 1", "per_class=1 must be >= 2"),

@@ -65,6 +65,34 @@ def test_train_scores_exports_and_resumes(tmp_path, tiny_classifier, capsys):
     assert "resuming from" in capsys.readouterr().out
 
 
+def test_score_every_scores_as_the_final_score_does_without_changing_training(tmp_path, tiny_classifier):
+    def args(out: Path, score_every: int) -> train_gan.Args:
+        return train_gan.Args(
+            out=out,
+            model=TINY,
+            train=_train(4),
+            sample_every=0,
+            classifier=tiny_classifier,
+            per_class=5,
+            n_real=300,
+            score_every=score_every,
+            progress=False,
+        )
+
+    scored = train_gan.run(args(tmp_path / "scored", 2))
+    plain = train_gan.run(args(tmp_path / "plain", 0))
+    rows = json.loads((tmp_path / "scored" / "scores.json").read_text())
+    assert [r["step"] for r in rows] == [2, 4]
+    # the row of the last step is the final score of the exported generator, and scoring left training alone
+    assert rows[-1]["frechet"] == scored["frechet"] == plain["frechet"]
+    assert rows[-1]["label_accuracy"] == scored["label_accuracy"]
+    assert rows[0]["frechet"] != rows[1]["frechet"]
+    assert not (tmp_path / "plain" / "scores.json").exists()
+    a = load_generator(tmp_path / "scored" / "generator.pt").generator.state_dict()
+    b = load_generator(tmp_path / "plain" / "generator.pt").generator.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_time_budget_leaves_a_resumable_run(tmp_path, tiny_classifier, capsys):
     args = train_gan.Args(
         out=tmp_path,
