@@ -126,6 +126,7 @@ CASES = [
     ("play --n-cars -1", "n_cars=-1 must be >= 0", BOX),
     ("ladder --episodes 0", "episodes=0 must be >= 1", BOX),
     ("ladder --seeds -1", "-1 is not an integer >= 0", BOX),
+    ("ladder --max-concurrent 2", "address and max_concurrent are settings of --sweep", BOX),
     ("bandit --rounds 0", "rounds=0 must be >= 1", BOX),
     ("bandit --label-noise 2", "label_noise=2.0 is out of range", BOX),
     ("bandit --agents nope --rounds 10", "unknown agents ['nope']", ONE_LINE),
@@ -161,6 +162,8 @@ CASES = [
     ("bench agents --env NoSuchEnv-v0 --steps 10", "cannot make env 'NoSuchEnv-v0'", ONE_LINE),
     ("bench classifier --recipes nope", "unknown recipe 'nope'", BOX),
     ("bench classifier --repeats 0", "repeats=0 must be >= 1", BOX),
+    ("bench sweep --trials 0", "trials=0 must be >= 1", BOX),
+    ("bench sweep --concurrency 0 2", "concurrency=[0, 2]: give trial counts >= 1", BOX),
     ("nope", "unknown command 'nope'", ONE_LINE),
     ("bench nope", "unknown command 'nope'", ONE_LINE),
 ]
