@@ -109,7 +109,7 @@ class LadderSettings:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """one full ladder per seed"""
     episodes: int | None = None
-    """Q-learning training episodes per rung and seed (default: q_learning.yml, 150,000)"""
+    """Q-learning training episodes per rung and seed (default: q_learning.yml, 140,000)"""
     pixels_steps: int | None = None
     """PPO training env steps per seed on the pixels rung (default: ppo.yml, 200,000; 0 skips the rung)"""
     eval_episodes: int | None = None
