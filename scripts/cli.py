@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "digit-bandit": ("benchmark_digit_bandit", "DigitBandit rounds/s: raw, wrapped and vector envs"),
     "agents": ("benchmark_agents", "training-loop speed of the agents vs a random agent"),
     "classifier": ("benchmark_classifier", "classifier time to accuracy and reader throughput vs the tutorial MLP"),
+    "sweep": ("benchmark_sweep", "sweep wall time with 1 and 2 trials at a time on a local Ray; Ray's cost per trial"),
 }
 
 

@@ -3,6 +3,7 @@
     perceptgym ladder                       # 3 seeds; ~15 min on 2 cores (the pixels rung is most of it)
     perceptgym ladder --quick               # the protocol at CI budgets (3 seeds, about a minute)
     perceptgym ladder --seeds 0 --episodes 20000 --pixels-steps 20000 --eval-episodes 100   # a quick look
+    perceptgym ladder --sweep               # the rungs x seeds as sweep trials on a local Ray (perceptgym[distributed])
 
 Rungs: ``symbolic`` (Q-learning on the true state), ``perceived (MLP)`` and ``perceived (CNN)`` (Q-learning
 on the state as read by the tutorial MLP or the shipped CNN), ``perceived (CNN), GAN digits`` (the CNN agents

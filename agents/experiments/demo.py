@@ -53,7 +53,7 @@ class DemoSettings:
     seed: int = 0
     """one seed for everything (env, agents, retraining)"""
     episodes: int | None = None
-    """GridDriving training episodes per mode (default: q_learning.yml, 150,000; quick 20,000)"""
+    """GridDriving training episodes per mode (default: q_learning.yml, 140,000; quick 20,000)"""
     eval_episodes: int | None = None
     """greedy evaluation episodes per mode (default: q_learning.yml, 1,000; quick 100)"""
     rounds: int | None = None

@@ -42,6 +42,7 @@ from perceptgym.agents.experiments.driving import (
     optimal_return,
     recipe,
     train_driving,
+    with_budget,
 )
 from perceptgym.agents.experiments.files import save_figure, subplots, write_json, write_text
 from perceptgym.agents.experiments.stats import bootstrap_ci
@@ -108,7 +109,7 @@ class LadderSettings:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """one full ladder per seed"""
     episodes: int | None = None
-    """Q-learning training episodes per rung and seed (default: q_learning.yml, 150,000)"""
+    """Q-learning training episodes per rung and seed (default: q_learning.yml, 140,000)"""
     pixels_steps: int | None = None
     """PPO training env steps per seed on the pixels rung (default: ppo.yml, 200,000; 0 skips the rung)"""
     eval_episodes: int | None = None
@@ -117,12 +118,21 @@ class LadderSettings:
     """output folder: ladder.json, ladder.md, ladder.png and the run directories (runs/)"""
     progress: bool = True
     """show a progress bar per training run"""
+    sweep: bool = False
+    """train the rungs x seeds as the trials of a sweep (Ray Tune, as perceptgym sweep does; needs
+    perceptgym[distributed]): the same runs and ladder.json, trained in parallel, one trial per CPU"""
+    address: str | None = None
+    """with --sweep: an existing Ray cluster, HOST:PORT or auto (default: a local Ray for the ladder)"""
+    max_concurrent: int | None = None
+    """with --sweep: at most this many trials at a time (default: one per CPU)"""
 
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("seeds: give at least one seed")
         check_seeds(self.seeds)
-        check_settings(self, at_least={"episodes": 1, "pixels_steps": 0, "eval_episodes": 1})
+        check_settings(self, at_least={"episodes": 1, "pixels_steps": 0, "eval_episodes": 1, "max_concurrent": 1})
+        if not self.sweep and (self.address is not None or self.max_concurrent is not None):
+            raise ValueError("address and max_concurrent are settings of --sweep: add --sweep")
 
 
 def budgets(settings: LadderSettings) -> dict[str, dict[str, int]]:
@@ -225,6 +235,7 @@ def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None
     out = Path(settings.out)
     budget = budgets(settings)
     rungs = rungs_to_run(settings, budget)
+    swept = train_by_sweep(settings, rungs, budget) if settings.sweep else {}
     results: dict[str, list[dict[str, Any]]] = {r.name: [] for r in rungs}
     for seed in settings.seeds:
         trained: dict[str, Path] = {}
@@ -233,6 +244,9 @@ def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None
             start = time.perf_counter()
             if rung.shares_agent_with:
                 run_dir, train_seconds, train_steps = trained[rung.shares_agent_with], 0.0, 0
+            elif settings.sweep:
+                run_dir, train_seconds, train_steps = swept[rung.name, seed]
+                trained[rung.name] = run_dir
             else:
                 run = train_driving(
                     rung.agent,
@@ -281,6 +295,53 @@ def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None
     write_text(out / "ladder.md", markdown_table(summary) + "\n")
     plot_ladder(summary, out / "ladder.png")
     return summary
+
+
+def sweep_folder(out: str | Path, agent: str) -> Path:
+    """Where ``--sweep`` keeps the sweep of one agent's rungs (its results.json and the run directories)."""
+    return Path(out) / "sweep" / agent
+
+
+def train_by_sweep(
+    settings: LadderSettings, rungs: list[Rung], budget: dict[str, dict[str, int]]
+) -> dict[tuple[str, int], tuple[Path, float, int]]:
+    """Trains every rung that has agents of its own, on every seed, as the trials of sweeps.
+
+    One grid sweep per agent: its rungs' ``env_kwargs`` x the seeds, over the agent's recipe with the ladder's
+    budget (the very hyperparameters :func:`train_driving` passes, so a seed trains the same agent either way).
+    Returns (rung name, seed) -> (run directory, trial wall time in its worker, training env steps).
+    """
+    from perceptgym.agents.sweep import SweepSpec, run_sweep
+
+    trained: dict[tuple[str, int], tuple[Path, float, int]] = {}
+    for agent in dict.fromkeys(r.agent for r in rungs if not r.shares_agent_with):
+        own = [r for r in rungs if r.agent == agent and not r.shares_agent_with]
+        hyperparams = with_budget(agent, recipe(agent), budget[agent]["budget"])
+        base_kwargs = hyperparams.pop("env_kwargs", None) or {}
+        hyperparams["eval_episodes"] = 0  # evaluated below on held-out handwriting, as without --sweep
+        kwargs = [{**base_kwargs, **r.env_kwargs} for r in own]
+        folder = sweep_folder(settings.out, agent)
+        if folder.exists():
+            raise ValueError(f"{folder} holds the sweep of an earlier ladder: give another --out")
+        spec = SweepSpec(
+            envs=(ENV_ID,),
+            agents=(agent,),
+            seeds=tuple(settings.seeds),
+            grid={"env_kwargs": tuple(kwargs)},
+            fixed=hyperparams,
+        )
+        result = run_sweep(
+            spec, folder, address=settings.address, max_concurrent=settings.max_concurrent, progress=settings.progress
+        )
+        for t in result.results["trials"]:
+            rung = own[kwargs.index(t["config"]["env_kwargs"])]
+            if t["status"] != "finished":
+                raise RuntimeError(
+                    f"ladder --sweep: rung {rung.name!r}, seed {t['seed']}: {t['status']}"
+                    + (f": {t['error']}" if t.get("error") else f" (see {folder / 'results.json'})")
+                )
+            trained[rung.name, t["seed"]] = (Path(t["run_dir"]), t["metrics"]["time_s"], t["metrics"]["global_step"])
+    return trained
 
 
 def _one_or_each(values: dict[str, int]) -> int | dict[str, int]:

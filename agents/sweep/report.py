@@ -255,7 +255,7 @@ def plot(data: Mapping[str, Any], path: Path) -> None:
     best = {(b["env"], b["agent"]): b["config_key"] for b in data["best"]}
     by_config: dict[str, list[float]] = {}
     for t in data["trials"]:
-        if t["status"] == "finished" and t["metrics"]:
+        if t["status"] == "finished" and (t["metrics"] or {}).get(key) is not None:  # eval_episodes: 0 has none
             by_config.setdefault(Trial(t["env"], t["agent"], t["config"], 0).config_key, []).append(t["metrics"][key])
     for ax, (env, agent, rows) in zip(axes[0], panels, strict=True):
         for y, c in enumerate(reversed(rows)):

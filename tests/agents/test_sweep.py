@@ -457,3 +457,83 @@ def test_a_search_resumed_after_ctrl_c_suggests_its_configs_again_then_new_ones(
     assert all(t["status"] == "finished" and t["metrics"]["episodes"] == 8000 for t in trials)
     assert all(len([p for p in (out / "runs" / t["key"]).iterdir() if p.is_dir()]) == 1 for t in trials)
     assert len(list((out / "runs").iterdir())) == 6
+
+
+# ---- perceptgym ladder --sweep ---------------------------------------------------------------------------------
+def test_ladder_sweep_settings_and_an_earlier_sweep_folder_are_refused(tmp_path):
+    from perceptgym.agents.experiments.ladder import LadderSettings, run_ladder, sweep_folder
+
+    for kwargs in ({"address": "auto"}, {"max_concurrent": 2}):
+        with pytest.raises(ValueError, match="settings of --sweep"):
+            LadderSettings(**kwargs)
+    with pytest.raises(ValueError, match="max_concurrent=0"):
+        LadderSettings(sweep=True, max_concurrent=0)
+    sweep_folder(tmp_path, "q_learning").mkdir(parents=True)  # a second ladder into the same --out
+    settings = LadderSettings(seeds=[0], episodes=10, pixels_steps=0, out=tmp_path, progress=False, sweep=True)
+    with pytest.raises(ValueError, match="holds the sweep of an earlier ladder"):
+        run_ladder(settings)
+
+
+@pytest.mark.slow
+def test_ladder_sweep_is_the_ladder_with_its_rungs_and_seeds_as_trials(tmp_path):
+    from perceptgym.agents.experiments.ladder import (
+        PROTOCOL_KEYS,
+        RUNGS,
+        LadderSettings,
+        budgets,
+        markdown_table,
+        run_ladder,
+        rungs_to_run,
+        sweep_folder,
+    )
+
+    settings = LadderSettings(quick=True, seeds=[0, 1], out=tmp_path / "swept", progress=False, sweep=True)
+    summary = run_ladder(settings)
+    assert json.loads((tmp_path / "swept" / "ladder.json").read_text()) == summary
+    rungs = rungs_to_run(settings, budgets(settings))
+    assert list(summary["rungs"]) == [r.name for r in rungs] and "pixels (PPO)" in summary["rungs"]
+    assert set(summary["protocol"]) == set(summary["rungs"])
+    for rung in rungs:
+        rows = summary["rungs"][rung.name]
+        assert [r["seed"] for r in rows] == [0, 1]
+        for row in rows:
+            assert set(summary["protocol"][rung.name]) == set(PROTOCOL_KEYS)
+            assert row["eval_episodes"] == 50
+            owner = rung.shares_agent_with or rung.name
+            own = next(r for r in RUNGS if r.name == owner)
+            # each agent is a run directory of a sweep trial, trained on its rung's observations
+            assert Path(row["run_dir"]).is_relative_to(sweep_folder(settings.out, own.agent).resolve() / "runs")
+            config = json.loads((Path(row["run_dir"]) / "config.json").read_text())
+            assert config["run_settings"]["env_kwargs"] == own.env_kwargs and config["seed"] == row["seed"]
+            if rung.shares_agent_with:
+                assert row["train_env_steps"] == 0 and row["train_seconds"] == 0.0
+            else:
+                assert row["train_env_steps"] >= (2_048 if rung.agent == "ppo" else 3_000)
+                assert row["train_seconds"] > 0
+    for agent, n_rungs in (("q_learning", 3), ("ppo", 1)):
+        trials = json.loads((sweep_folder(settings.out, agent) / "results.json").read_text())["trials"]
+        assert len(trials) == n_rungs * 2 and all(t["status"] == "finished" for t in trials)
+    assert (tmp_path / "swept" / "ladder.md").read_text().strip() == markdown_table(summary)
+    # the same seed trains the same agent with or without --sweep
+    plain = run_ladder(LadderSettings(quick=True, seeds=[0], pixels_steps=0, out=tmp_path / "plain", progress=False))
+    for name, (row,) in plain["rungs"].items():
+        swept = summary["rungs"][name][0]
+        for key in ("mean_return", "success_rate", "wrong_stop_rate", "train_env_steps", "normalised_score"):
+            assert swept[key] == row[key], (name, key)
+
+
+# ---- perceptgym bench sweep ------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_bench_sweep_times_the_loop_and_each_concurrency_and_writes_json(tmp_path, capsys):
+    from perceptgym import benchmark_sweep
+
+    out = tmp_path / "bench.json"
+    assert benchmark_sweep.main(["--trials", "2", "--episodes", "300", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert set(data["median_wall_s"]) == {"loop", "sweep x1", "sweep x2"} and data["ray_cpus"] == 2
+    wall = data["median_wall_s"]
+    assert data["speedup"]["sweep x2"] == pytest.approx(wall["sweep x1"] / wall["sweep x2"])
+    assert data["overhead_per_trial_s"] == pytest.approx((wall["sweep x1"] - wall["loop"]) / 2)
+    assert all(v > 0 for v in wall.values())
+    assert "speed-up 2 vs 1 at a time:" in text and "Ray's overhead per trial" in text

@@ -144,6 +144,7 @@ CASES = [
     ("plot {run} --x time", "x='time': use episode or global_step"),
     ("demo --episodes 0", "episodes=0 must be >= 1"),
     ("demo --render window", "render must be 'none' or 'human'"),
+    ("ladder --max-concurrent 2", "address and max_concurrent are settings of --sweep"),
     # the supervised programs
     ("train-classifier --recipe nope", "unknown recipe 'nope'"),
     ("train-classifier --epochs 0", "epochs=0 must be >= 1"),
@@ -171,6 +172,8 @@ CASES = [
     ("bench classifier --repeats 0", "repeats=0 must be >= 1"),
     ("nope", "unknown command 'nope'"),
     ("bench nope", "unknown command 'nope'"),
+    ("bench sweep --trials 0", "trials=0 must be >= 1"),
+    ("bench sweep --concurrency 0 2", "concurrency=[0, 2]: give trial counts >= 1"),
 ]
 
 
