@@ -176,29 +176,30 @@ class RowMemo:
     """
 
     def __init__(self) -> None:
-        self.weights: torch.Tensor | None = None
+        self.weights: list[torch.Tensor] = []
         self.images: torch.Tensor | None = None
         self.features: torch.Tensor | None = None
 
     def encode(self, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() or encoder.training:
             return encode_distinct(encoder, images)
-        weights = torch.cat([p.detach().reshape(-1) for p in encoder.parameters()])
+        weights = [p.detach() for p in encoder.parameters()]
         last = self.images
-        if (
-            last is None
-            or last.shape != images.shape
-            or last.dtype != images.dtype
-            or last.device != images.device
-            or not torch.equal(weights, self.weights)
-        ):
+        same_weights = len(weights) == len(self.weights) and all(
+            a.shape == b.shape and a.device == b.device and torch.equal(a, b)
+            for a, b in zip(weights, self.weights, strict=True)
+        )
+        if not same_weights:  # copies: an optimiser step changes the parameters in place
+            self.weights = [w.clone() for w in weights]
+        layout = None if last is None else (last.shape, last.dtype, last.device)
+        if not same_weights or layout != (images.shape, images.dtype, images.device):
             features = encode_distinct(encoder, images)
         else:
             changed = torch.nonzero((images != last).reshape(len(images), -1).any(1)).squeeze(1)
             features = self.features.clone()
             if len(changed):
                 features[changed] = encode_distinct(encoder, images[changed])
-        self.weights, self.images, self.features = weights, images.clone(), features
+        self.images, self.features = images.clone(), features
         return features
 
 
