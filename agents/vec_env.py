@@ -37,24 +37,27 @@ def unbatch_info(info: Mapping[str, Any], rows: Sequence[int]) -> list[dict[str,
 
     A key without a ``_key`` mask is taken to be there for every env (DigitBanditVectorEnv's info).
     Values are Python scalars for 1-D numeric arrays (as single envs give them) and rows otherwise.
+    It runs at every step of the adapter, so each key is converted with one numpy call (``tolist``), not
+    one ``item()`` per env (that made it ~half the adapter's step time at 64 envs).
     """
-    out: list[dict[str, Any]] = [{} for _ in rows]
+    rows = np.asarray(rows, dtype=np.int64)
+    out: list[dict[str, Any]] = [{} for _ in range(len(rows))]
     for key, value in info.items():
         if key in ("final_obs", "final_info") or (key.startswith("_") and key[1:] in info):
             continue
         mask = info.get(f"_{key}")
-        present = list(range(len(rows))) if mask is None else [j for j, i in enumerate(rows) if mask[i]]
-        if not present:
+        present = np.arange(len(rows)) if mask is None else np.flatnonzero(np.asarray(mask)[rows])
+        if not len(present):
             continue
         if isinstance(value, Mapping):
-            sub = unbatch_info(value, [rows[j] for j in present])
-            for j, v in zip(present, sub, strict=True):
+            for j, v in zip(present.tolist(), unbatch_info(value, rows[present]), strict=True):
                 out[j][key] = v
             continue
         value = np.asarray(value)
-        scalar = value.ndim == 1 and value.dtype != object
-        for j in present:
-            out[j][key] = value[rows[j]].item() if scalar else value[rows[j]]
+        picked = value[rows[present]]
+        values = picked.tolist() if value.ndim == 1 and value.dtype != object else list(picked)
+        for j, v in zip(present.tolist(), values, strict=True):
+            out[j][key] = v
     return out
 
 

@@ -170,3 +170,106 @@ def test_image_and_dict_observations_learn(dict_obs):
         obs, _ = env.reset()
         correct += env.step(agent.act(obs, explore=False))[1]
     assert correct >= 36
+
+
+# ---- the digit encoder's shortcuts: the same features, computed once per distinct image -------------------------
+DIGIT = gym.spaces.Box(0, 255, (28, 28), np.uint8)
+DRIVING_DICT = gym.spaces.Dict({"card": DIGIT, "sign": DIGIT, "state": gym.spaces.Discrete(50)})
+
+
+def _digit_images(n: int, distinct: int, seed: int = 0) -> torch.Tensor:
+    """n float images (what SB3's preprocessing hands an extractor) drawn from ``distinct`` different ones."""
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 256, size=(distinct, 28, 28)).astype(np.float32)
+    pool[0] = 0.0  # a blank sign
+    return torch.as_tensor(pool[rng.integers(distinct, size=n)])
+
+
+def _driving_obs(n: int, seed: int) -> dict[str, torch.Tensor]:
+    """A batch of preprocessed dict observations (one-hot state, as SB3 gives it)."""
+    from stable_baselines3.common.preprocessing import preprocess_obs
+
+    rng = np.random.default_rng(seed)
+    raw = {
+        "card": torch.as_tensor(rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)),
+        "sign": torch.as_tensor(rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)),
+        "state": torch.as_tensor(rng.integers(0, 50, size=n)),
+    }
+    raw["sign"][: n // 2] = 0
+    return preprocess_obs(raw, DRIVING_DICT)
+
+
+def test_encode_distinct_gives_the_features_and_gradients_of_encoding_every_image():
+    from perceptgym.agents.sb3 import encode_distinct
+
+    torch.manual_seed(0)
+    encoder = SmallCnn(DIGIT, features_dim=16)
+    images = _digit_images(200, distinct=7)
+    every, shared = encoder(images), encode_distinct(encoder, images)
+    assert shared.shape == (200, 16)
+    torch.testing.assert_close(shared, every)
+    weights = torch.randn(200, 16)  # a loss that weighs every row differently
+    grads_every = torch.autograd.grad((every * weights).sum(), list(encoder.parameters()))
+    grads_shared = torch.autograd.grad((shared * weights).sum(), list(encoder.parameters()))
+    for a, b in zip(grads_every, grads_shared, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    distinct = _digit_images(30, distinct=10_000)  # no repeats: the plain call
+    assert torch.equal(encode_distinct(encoder, distinct), encoder(distinct))
+    as_uint8 = images.to(torch.uint8)
+    torch.testing.assert_close(encode_distinct(encoder, as_uint8), encoder(as_uint8))
+
+
+def test_digit_encoder_memo_reuses_rows_only_while_images_and_weights_are_unchanged():
+    """Collection calls (no grad, eval mode) reuse the last step's features of unchanged rows; never stale ones."""
+    from perceptgym.agents.sb3 import DigitDictExtractor
+
+    torch.manual_seed(0)
+    extractor = DigitDictExtractor(DRIVING_DICT, digit_dim=16, state_dim=8, fused_dim=32).eval()
+    reference = DigitDictExtractor(DRIVING_DICT, digit_dim=16, state_dim=8, fused_dim=32).eval()
+
+    def fresh(obs):  # the same weights, no memo
+        reference.load_state_dict(extractor.state_dict())
+        reference._memo = type(extractor._memo)()
+        return reference(obs)
+
+    first = _driving_obs(12, seed=1)
+    changed = {k: v.clone() for k, v in first.items()}
+    changed["card"][3] = 255.0 - changed["card"][3]
+    changed["sign"][7] = 0.0
+    encoded: list[int] = []  # rows the encoder ran on, per call
+    extractor.digits.register_forward_hook(lambda module, args, out: encoded.append(len(args[0])))
+    with torch.no_grad():
+        for obs in (first, first, changed):
+            torch.testing.assert_close(extractor(obs), fresh(obs))
+        assert encoded == [19, 2]  # 12 cards, 6 signs, one blank sign; then nothing; the changed card and sign
+        assert torch.equal(extractor._memo.images[:12], changed["card"])
+        extractor.digits.linear[0].weight.data.mul_(0.5)  # an edit no version counter sees
+        torch.testing.assert_close(extractor(changed), fresh(changed))
+        extractor.load_state_dict(DigitDictExtractor(DRIVING_DICT, 16, 8, 32).state_dict())
+        torch.testing.assert_close(extractor(changed), fresh(changed))
+    out = extractor(changed)  # with gradients: computed afresh, part of the graph
+    assert out.requires_grad
+    extractor.train()
+    with torch.no_grad():
+        extractor._memo = type(extractor._memo)()
+        extractor(first)
+        assert extractor._memo.images is None  # training mode is never memoised
+
+
+def test_digit_encoder_keeps_its_parameters_and_reads_the_state_by_index():
+    """The shortcuts add no parameter or state-dict entry (checkpoints stay loadable); the Discrete state's
+    embedding row is exactly what the linear layer gives on SB3's one-hot."""
+    from perceptgym.agents.sb3 import DigitDictExtractor
+
+    torch.manual_seed(0)
+    extractor = DigitDictExtractor(DRIVING_DICT, digit_dim=16, state_dim=8, fused_dim=32)
+    cnn = 1 * 32 * 25 + 32 + 32 * 64 * 9 + 64 + 64 * 25 * 16 + 16
+    assert sum(p.numel() for p in extractor.parameters()) == cnn + 50 * 8 + (2 * 16 + 8) * 32 + 32
+    assert set(extractor.state_dict()) == {
+        "digits.cnn.0.weight", "digits.cnn.0.bias", "digits.cnn.2.weight", "digits.cnn.2.bias",
+        "digits.linear.0.weight", "digits.linear.0.bias", "state.weight", "fuse.0.weight", "fuse.0.bias",
+    }  # fmt: skip
+    obs = _driving_obs(9, seed=2)
+    digits = extractor.digits(torch.cat([obs["card"], obs["sign"]]))
+    by_matmul = extractor.fuse(torch.cat([digits[:9], digits[9:], extractor.state(obs["state"])], dim=1))
+    torch.testing.assert_close(extractor(obs), by_matmul)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -113,11 +115,12 @@ def test_adapter_equals_dummy_vec_env_with_the_same_seeds(obs_mode):
     assert ended >= 20
 
 
-@pytest.mark.parametrize("obs_mode", ["symbolic", "dict"])
-def test_ppo_on_the_adapter_learns_as_on_dummy_vec_env(obs_mode):
+@pytest.mark.parametrize(("obs_mode", "extractor"), [("symbolic", "auto"), ("dict", "auto"), ("dict", "digit_encoder")])
+def test_ppo_on_the_adapter_learns_as_on_dummy_vec_env(obs_mode, extractor):
     """Same seeds: the same first rollout buffer, and the same policy after the update it trains."""
     n, seed = 4, 5
     config = {"n_envs": n, "n_steps": 32, "batch_size": 64, "n_epochs": 2, "features_dim": 16}
+    config["features_extractor"] = extractor
     settings = {"env_kwargs": grid_kwargs(obs_mode, map="tiny"), "max_episode_steps": 20}
     vec_native = make_sb3_vec_env(GRID, n, seed=seed, settings=settings)
     vec_dummy = dummy(n, seed, **settings["env_kwargs"], max_episode_steps=20)
@@ -133,6 +136,35 @@ def test_ppo_on_the_adapter_learns_as_on_dummy_vec_env(obs_mode):
     assert data_equivalence(ra.observations, rb.observations)
     assert ra.episode_starts[1:].any()  # episodes ended (and restarted) within the rollout
     for pa, pb in zip(agents[0].model.policy.parameters(), agents[1].model.policy.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_pixels_rung_recipe_is_the_fast_one_and_reproducible():
+    """ppo.yml's GridDriving-v0 entry (the pixels rung's recipe, PIXELS_PPO of the benchmark): 64 native envs and
+    the shared digit encoder; the same seed gives the same rollouts and weights, and the caller's torch thread
+    count comes back."""
+    from perceptgym.agents.sb3 import DigitDictExtractor
+    from perceptgym.agents.training import load_hyperparams, split_hyperparams
+
+    run, config = split_hyperparams("ppo", load_hyperparams("ppo", GRID))
+    assert config.n_envs >= 64 and config.features_extractor == "digit_encoder"
+    assert run.env_kwargs == {"obs_mode": "dict"}
+    config = dataclasses.replace(config, n_steps=16)  # one short rollout of the recipe, one update
+    settings = {"env_kwargs": {**run.env_kwargs, "digit_source": StubSource()}}
+    threads = torch.get_num_threads()
+    agents = []
+    for _ in range(2):
+        vec = make_sb3_vec_env(GRID, config.n_envs, seed=3, settings=settings)
+        assert isinstance(vec, VectorEnvAdapter)
+        agent = make_agent("ppo", vec.observation_space, vec.action_space, config, seed=3)
+        assert isinstance(agent.model.policy.features_extractor, DigitDictExtractor)
+        agent.learn(vec, 2 * config.n_envs * config.n_steps, seed=3)
+        agents.append(agent)
+        assert torch.get_num_threads() == threads
+    a, b = (agent.model for agent in agents)
+    assert np.array_equal(a.rollout_buffer.actions, b.rollout_buffer.actions)
+    assert np.array_equal(a.rollout_buffer.values, b.rollout_buffer.values)
+    for pa, pb in zip(a.policy.parameters(), b.policy.parameters(), strict=True):
         assert torch.equal(pa, pb)
 
 
