@@ -424,8 +424,11 @@ _TUNE_LOGGERS = {
 def _quiet_tune():
     """Only our progress lines and our Ctrl-C: Tune's legacy reporter at verbose=0 is silent (the new one
     still prints a header), its hints about ``Tuner.restore`` are hidden (ours is ``--resume DIR``), and
-    Ctrl-C raises KeyboardInterrupt here instead of Tune's handler ending the run as if it were done."""
-    env = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_SIGINT_HANDLER": "1"}
+    Ctrl-C raises KeyboardInterrupt here instead of Tune's handler ending the run as if it were done. Tune's own
+    per-trial CSV/JSON/TensorBoardX loggers are off: results.json and each run's progress.csv hold the same
+    numbers, and TensorBoardX's exit hook could hang the program after a Ctrl-C (its writer thread joined at
+    exit waits on a queue that nobody feeds any more; seen in the Ctrl-C test)."""
+    env = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_SIGINT_HANDLER": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
     before = {name: os.environ.get(name) for name in env}
     levels = {name: logging.getLogger(name).level for name in _TUNE_LOGGERS}
     main = threading.current_thread() is threading.main_thread()  # only there can handlers change
