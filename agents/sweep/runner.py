@@ -433,11 +433,19 @@ def _quiet_tune():
     levels = {name: logging.getLogger(name).level for name in _TUNE_LOGGERS}
     main = threading.current_thread() is threading.main_thread()  # only there can handlers change
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGUSR1)} if main else {}
+    caught: list[int] = []  # Ctrl-C seen, even where Tune's loop catches the KeyboardInterrupt and returns
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    if main:
+        signal.signal(signal.SIGINT, on_sigint)
     os.environ.update(env)
     for name, level in _TUNE_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
     try:
-        yield
+        yield caught
     finally:
         for sig, handler in handlers.items():  # Tune leaves its own installed
             signal.signal(sig, handler)
@@ -526,9 +534,11 @@ def run(spec: SweepSpec, ledger: Ledger, settings: RunSettings, say: Callable[[s
                 ),
             )
             try:
-                with _quiet_tune():
+                with _quiet_tune() as caught:
                     tuner.fit()
             except KeyboardInterrupt:  # Ctrl-C: done trials are in the ledger; leaving Ray ends the running ones
+                caught = [signal.SIGINT]
+            if caught:  # also when Tune caught the KeyboardInterrupt itself and fit() returned
                 outcome.interrupted = True
                 break
             if not study.complete(ledger) and budget is not None and time.time() - start >= budget - 1:
