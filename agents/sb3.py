@@ -59,6 +59,7 @@ from perceptgym.agents.config import check_choice, check_positive_int, check_ran
 from perceptgym.agents.loop import Episode, EpisodeCallback, is_success
 from perceptgym.agents.vec_env import make_sb3_vec_env
 from perceptgym.supervised.checkpoint import check_header, load_checkpoint, load_npz, save_checkpoint, save_npz
+from perceptgym.supervised.classifier import InferenceNet, folded_features, load_classifier
 from perceptgym.supervised.global_state import GlobalRngStates, PrivateGlobalRngs, kept_global_state, torch_threads
 
 FORMAT = "perceptgym.sb3"
@@ -83,7 +84,7 @@ UNTRUSTED_ZIP = (
     "if you made it yourself: pass trust_checkpoint=True (--trust-checkpoint), then save the agent again to "
     "convert it to perceptgym's safe .pt format"
 )
-FEATURE_EXTRACTORS = ("auto", "small_cnn", "digit_encoder", "default")
+FEATURE_EXTRACTORS = ("auto", "small_cnn", "digit_encoder", "digit_slots", "default")
 
 
 # ---- feature extractors ------------------------------------------------------------------------------------
@@ -278,6 +279,105 @@ class DigitDictExtractor(BaseFeaturesExtractor):
         return self.fuse(torch.cat(parts, dim=1))
 
 
+class DigitSlotsExtractor(BaseFeaturesExtractor):
+    """For GridDriving's ``dict`` observation: the card picks one of ``n_slots`` learned state tables.
+
+    The task's structure is "which of ten goals, then drive there", so the optimal policy is a different
+    function of the state for every card digit. :class:`DigitDictExtractor` adds card and state features and
+    leaves the network to discover that product; here it is built in. The digit encoder (one network for card
+    and sign, as there) ends in a softmax over ``n_slots`` slots, the agent's own reading of the card, learned
+    from reward alone (no labels: which slot a digit goes to is whatever pays); the state is an embedding
+    (``state_dim``) and the features are the outer product of the two, so a linear policy head on them is one
+    state-to-logits table per slot, mixed by the reading. The sign is read into the same slots and compared
+    with the card (their slot distributions' dot product: "is this my stop?", which a map whose stop numbers
+    change per episode needs), and the sign's slots are features too.
+
+    With the progress reward term, PPO on it learns to read and drive where :class:`DigitDictExtractor` stays at
+    the nearest-stop policy (docs/results.md). ``encoder`` replaces the digit network, e.g. the shipped CNN's
+    trained layers for the pretrained-encoder row (:func:`pretrained_digit_encoder`); it maps ``(n, 28, 28)``
+    uint8 images to ``(n, encoder_dim)`` features.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Dict,
+        n_slots: int = 16,
+        state_dim: int = 64,
+        digit_dim: int = 64,
+        context_key: str = "card",
+        encoder: str | None = None,
+    ):
+        images = [k for k, s in observation_space.spaces.items() if is_image_like(s)]
+        others = [k for k in observation_space.spaces if k not in images]
+        if (
+            context_key not in images
+            or len({observation_space[k].shape for k in images}) != 1
+            or len(others) != 1
+            or not isinstance(observation_space[others[0]], gym.spaces.Discrete)
+        ):
+            raise ValueError(
+                f"features_extractor='digit_slots' needs a Dict of image keys of one shape, {context_key!r} among "
+                f"them, and one Discrete state key (GridDriving's 'dict' observation), got {observation_space}"
+            )
+        check_positive_int("n_slots", n_slots)
+        check_positive_int("state_dim", state_dim)
+        others_images = [k for k in images if k != context_key]
+        super().__init__(observation_space, features_dim=state_dim * n_slots + len(others_images) * (n_slots + 1))
+        self.images = [context_key, *others_images]
+        self.state_key = others[0]
+        if encoder is None:
+            self.digits: nn.Module = SmallCnn(observation_space[context_key], digit_dim)
+        else:
+            self.digits, digit_dim = pretrained_digit_encoder(encoder)
+        self.slots = nn.Linear(digit_dim, n_slots)
+        self.state = nn.Embedding(observation_space[self.state_key].n, state_dim)
+        nn.init.normal_(self.state.weight)  # unit entries: SB3's orthogonal init passes over embeddings
+        self._memo = RowMemo()
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        n = observations[self.images[0]].shape[0]
+        digits = self._memo.encode(self.digits, torch.cat([observations[k] for k in self.images]))
+        slots = torch.softmax(self.slots(digits), dim=1).split(n)
+        card = slots[0]
+        state = self.state(observations[self.state_key].flatten(1).argmax(1))
+        parts = [(state.unsqueeze(2) * card.unsqueeze(1)).flatten(1)]
+        for other in slots[1:]:
+            parts += [other, (other * card).sum(1, keepdim=True)]
+        return torch.cat(parts, dim=1)
+
+
+class FrozenDigitFeatures(nn.Module):
+    """A trained classifier's layers up to its penultimate features, fixed: uint8 ``(n, 28, 28)`` in.
+
+    The weights are :class:`perceptgym.supervised.classifier.InferenceNet`'s (preprocessing and BatchNorm
+    folded in), kept as buffers: no optimiser sees them and SB3's orthogonal initialisation, which resets every
+    ``nn.Linear``/``nn.Conv2d`` of a policy, passes over them; they are saved with the policy's state dict.
+    """
+
+    def __init__(self, net: InferenceNet):
+        super().__init__()
+        self.arch = net.arch
+        self.n_layers = len(net.hidden)
+        for i, (w, b) in enumerate(net.hidden):
+            self.register_buffer(f"w{i}", w.clone())
+            self.register_buffer(f"b{i}", b.clone())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        weights = [(getattr(self, f"w{i}"), getattr(self, f"b{i}")) for i in range(self.n_layers)]
+        return folded_features(self.arch, images.float(), weights)
+
+
+def pretrained_digit_encoder(name: str) -> tuple[nn.Module, int]:
+    """A classifier's trained layers, frozen, as a digit encoder (:class:`FrozenDigitFeatures`) and its width.
+
+    ``name``: ``"cnn"`` or ``"mlp"`` (the shipped classifiers) or the path of a classifier checkpoint.
+    """
+    from perceptgym.supervised.perception import SHIPPED
+
+    loaded = load_classifier(SHIPPED[name] if name in ("cnn", "mlp") else Path(name))
+    return FrozenDigitFeatures(InferenceNet(loaded.model, loaded.preprocess)), loaded.model.cfg.hidden
+
+
 # ---- configs -----------------------------------------------------------------------------------------------
 def rate(value: float | str, name: str) -> float | Callable[[float], float]:
     """A constant, or RL Zoo's ``"lin_<v>"`` (linear from v to 0 over training), as SB3 expects."""
@@ -307,9 +407,15 @@ class SB3Config:
     """hidden layer sizes of the policy/value MLP (None: SB3's default)"""
     features_extractor: str = "auto"
     """auto (SmallCnn for images, else SB3's default) | small_cnn | digit_encoder (Dict: one SmallCnn shared by the
-    image keys, fused with a state embedding) | default (SB3's: NatureCNN for images)"""
+    image keys, fused with a state embedding) | digit_slots (GridDriving's dict: the card read into slots, each
+    slot its own state table) | default (SB3's: NatureCNN for images)"""
     features_dim: int = 128
-    """output size of SmallCnn"""
+    """output size of SmallCnn (digit_slots: also the state embedding's)"""
+    n_slots: int = 16
+    """digit_slots: the slots a card is read into (one state table each)"""
+    pretrained_encoder: str | None = None
+    """digit_slots: read the digits with a trained classifier's layers, frozen: cnn | mlp | a classifier
+    checkpoint path (None: a SmallCnn learned from reward)"""
     torch_threads: int = 1
     """torch.set_num_threads; 1 is fastest for small nets on a shared 2-core machine"""
     device: str = "cpu"
@@ -321,6 +427,12 @@ class SB3Config:
         check_range("gamma", self.gamma, 0.0, 1.0)
         check_choice("features_extractor", self.features_extractor, FEATURE_EXTRACTORS)
         check_positive_int("features_dim", self.features_dim)
+        check_positive_int("n_slots", self.n_slots)
+        if self.pretrained_encoder is not None and self.features_extractor != "digit_slots":
+            raise ValueError(
+                f"pretrained_encoder={self.pretrained_encoder!r} needs features_extractor='digit_slots', "
+                f"got {self.features_extractor!r}"
+            )
         check_positive_int("torch_threads", self.torch_threads)
         if self.net_arch is not None and not all(isinstance(n, int) and n > 0 for n in self.net_arch):
             raise ValueError(f"net_arch={self.net_arch!r} must be a list of positive layer sizes")
@@ -556,6 +668,19 @@ class SB3Agent:
             kwargs.update(
                 features_extractor_class=DigitDictExtractor,
                 features_extractor_kwargs={"digit_dim": cfg.features_dim, "state_dim": cfg.features_dim},
+            )
+            return "MultiInputPolicy", kwargs
+        if cfg.features_extractor == "digit_slots":
+            if not isinstance(space, gym.spaces.Dict):
+                raise ValueError(f"features_extractor='digit_slots' needs a Dict observation space, got {space}")
+            kwargs.update(
+                features_extractor_class=DigitSlotsExtractor,
+                features_extractor_kwargs={
+                    "n_slots": cfg.n_slots,
+                    "state_dim": cfg.features_dim,
+                    "digit_dim": cfg.features_dim,
+                    "encoder": cfg.pretrained_encoder,
+                },
             )
             return "MultiInputPolicy", kwargs
         if isinstance(space, gym.spaces.Dict):

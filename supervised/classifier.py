@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,6 +266,18 @@ def native_bfloat16() -> bool:
 TIE_MARGIN = 1.0
 
 
+def folded_features(arch: str, x: torch.Tensor, weights: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """A classifier's penultimate features from :class:`InferenceNet`'s folded hidden weights; ``x`` is
+    ``(n, 28, 28)`` pixel values (0-255) as floats."""
+    if arch == "mlp":
+        ((w, b),) = weights
+        return F.linear(x.flatten(1), w, b).relu_()
+    (w1, b1), (w2, b2), (w3, b3) = weights
+    x = F.conv2d(x.unsqueeze(1), w1, b1, stride=2).relu_()
+    x = F.conv2d(x, w2, b2, stride=2).relu_()
+    return F.linear(x.flatten(1), w3, b3).relu_()
+
+
 class InferenceNet:
     """A trained classifier for reading uint8 images: the preprocessing and any BatchNorm folded into the weights.
 
@@ -318,13 +330,7 @@ class InferenceNet:
             self._np = [(np.ascontiguousarray(w.T), b.copy()) for w, b in npw]
 
     def _body(self, x: torch.Tensor, weights: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        if self.arch == "mlp":
-            ((w, b),) = weights
-            return F.linear(x.flatten(1), w, b).relu_()
-        (w1, b1), (w2, b2), (w3, b3) = weights
-        x = F.conv2d(x.unsqueeze(1), w1, b1, stride=2).relu_()
-        x = F.conv2d(x, w2, b2, stride=2).relu_()
-        return F.linear(x.flatten(1), w3, b3).relu_()
+        return folded_features(self.arch, x, weights)
 
     def numpy(self, images: np.ndarray) -> np.ndarray:
         """The float32 logits computed with numpy: ~5× less overhead than torch for a handful of images."""

@@ -161,3 +161,61 @@ def test_digit_encoder_reads_card_and_sign_with_one_network(tmp_path):
     with pytest.raises(ValueError, match="digit_encoder"):
         make_agent("ppo", gym.spaces.Discrete(4), gym.spaces.Discrete(2), {"features_extractor": "digit_encoder"})
     env.close()
+
+
+def test_digit_slots_mix_one_state_table_per_card_reading(tmp_path):
+    import torch
+
+    from perceptgym.agents.sb3 import DigitSlotsExtractor, PPOAgent
+
+    env = make_env(GRID, {"obs_mode": "dict"})
+    config = {"n_envs": 1, "n_steps": 16, "batch_size": 16, "features_extractor": "digit_slots", "features_dim": 8}
+    agent = make_agent("ppo", env.observation_space, env.action_space, {**config, "n_slots": 4}, seed=0)
+    extractor = agent.model.policy.features_extractor
+    assert isinstance(extractor, DigitSlotsExtractor) and extractor.images == ["card", "sign"]
+    obs, _ = env.reset(seed=0)
+    batch = {k: torch.as_tensor(np.asarray(v)[None]) for k, v in obs.items()}
+    batch["state"] = torch.nn.functional.one_hot(batch["state"].long(), env.observation_space["state"].n).float()
+    with torch.no_grad():
+        features = extractor(batch)
+        reading = torch.softmax(extractor.slots(extractor.digits(batch["card"])), dim=1)
+        state = extractor.state.weight[int(obs["state"])]
+    assert features.shape == (1, 8 * 4 + 4 + 1)
+    # the state embedding scaled by each slot's probability: a linear head on it mixes per-slot tables
+    torch.testing.assert_close(features[0, :32].reshape(8, 4), state[:, None] * reading[0][None, :])
+    agent.learn(env, 32)
+    path = agent.save(tmp_path / "model")
+    again = PPOAgent.load(path, env.observation_space, env.action_space)
+    assert again.act(obs) == agent.act(obs)
+    with pytest.raises(ValueError, match="digit_slots"):
+        make_agent("ppo", gym.spaces.Discrete(4), gym.spaces.Discrete(2), {"features_extractor": "digit_slots"})
+    with pytest.raises(ValueError, match="card"):  # a Dict without the card key
+        space = gym.spaces.Dict({"state": gym.spaces.Discrete(3), "sign": env.observation_space["sign"]})
+        make_agent("ppo", space, env.action_space, {"features_extractor": "digit_slots"})
+    with pytest.raises(ValueError, match="pretrained_encoder"):
+        make_agent("ppo", env.observation_space, env.action_space, {"pretrained_encoder": "cnn"})
+    env.close()
+
+
+def test_pretrained_encoder_is_the_shipped_cnns_trained_layers_frozen():
+    import torch
+
+    from perceptgym.agents.sb3 import FrozenDigitFeatures
+    from perceptgym.supervised.classifier import load_classifier
+    from perceptgym.supervised.data import load_mnist
+    from perceptgym.supervised.perception import SHIPPED
+
+    env = make_env(GRID, {"obs_mode": "dict"})
+    config = {"n_envs": 1, "n_steps": 16, "batch_size": 16, "features_extractor": "digit_slots"}
+    agent = make_agent("ppo", env.observation_space, env.action_space, {**config, "pretrained_encoder": "cnn"}, seed=0)
+    encoder = agent.model.policy.features_extractor.digits
+    assert isinstance(encoder, FrozenDigitFeatures) and not list(encoder.parameters())  # nothing to optimise
+    test_images, test_labels = load_mnist(verbose=False).split("test")
+    images = torch.from_numpy(test_images[:256])
+    loaded = load_classifier(SHIPPED["cnn"])
+    with torch.no_grad():  # SB3's orthogonal initialisation of the policy left the trained weights alone
+        expected = loaded.model.features(loaded.preprocess(images))
+        torch.testing.assert_close(encoder(images), expected, atol=1e-4, rtol=1e-4)
+        logits = loaded.model.head(encoder(images))
+    assert (logits.argmax(1).numpy() == test_labels[:256]).mean() > 0.98
+    env.close()
