@@ -26,6 +26,9 @@ class RunSettings:
     """training env steps (the budget of SB3 agents)"""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """keyword arguments for the env constructor / gym.make"""
+    train_env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """keyword arguments that replace env_kwargs' while training only (e.g. a shaping reward term such as
+    GridDriving's progress): the run's evaluation, `perceptgym evaluate` and `watch` use env_kwargs alone"""
     max_episode_steps: int | None = None
     """time limit [steps]; None: the env's registered one, or 10,000 for an env without one"""
     env_wrappers: tuple[str | dict[str, dict[str, Any] | None], ...] = ()
@@ -51,8 +54,9 @@ class RunSettings:
         check_positive_int("checkpoint_every", self.checkpoint_every, allow_zero=True)
         if not (math.isfinite(self.checkpoint_seconds) and self.checkpoint_seconds >= 0):
             raise ValueError(f"checkpoint_seconds={self.checkpoint_seconds!r} must be a number >= 0")
-        if not all(isinstance(k, str) for k in self.env_kwargs):
-            raise ValueError(f"env_kwargs={self.env_kwargs!r}: keys must be strings (argument names)")
+        for name in ("env_kwargs", "train_env_kwargs"):
+            if not all(isinstance(k, str) for k in getattr(self, name)):
+                raise ValueError(f"{name}={getattr(self, name)!r}: keys must be strings (argument names)")
         for entry in self.env_wrappers:
             if isinstance(entry, dict) and (len(entry) != 1 or not isinstance(next(iter(entry)), str)):
                 raise ValueError(f"env_wrappers entry {entry!r}: use 'module:Wrapper' or {{'module:Wrapper': {{...}}}}")
@@ -75,8 +79,9 @@ class RunSettings:
         if values is not None and not isinstance(values, Mapping):
             raise ValueError(f"run settings must be a mapping, got {values!r}")
         values = dict(values or {})
-        if values.get("env_kwargs") is None:
-            values.pop("env_kwargs", None)
+        for name in ("env_kwargs", "train_env_kwargs"):
+            if values.get(name) is None:
+                values.pop(name, None)
         if values.get("env_wrappers") is None:
             values.pop("env_wrappers", None)
         return config_from_dict(cls, values)
@@ -91,6 +96,12 @@ class RunSettings:
             "obs_low": self.obs_low,
             "obs_high": self.obs_high,
         }
+
+    def training_env_settings(self) -> dict[str, Any]:
+        """:meth:`env_settings` of the env the agent trains on: env_kwargs updated by train_env_kwargs."""
+        settings = self.env_settings()
+        settings["env_kwargs"].update(self.train_env_kwargs)
+        return settings
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (tuples as lists), as written to a run's ``config.json``."""

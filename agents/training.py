@@ -581,7 +581,7 @@ def _train_steps(
     """Tabular and bandit agents: :func:`perceptgym.agents.loop.train`, one episode at a time."""
     settings, state = plan.settings, plan.state
     agent_seed, env_seed, eval_seed = _seeds(plan.seed)
-    env = build_env(plan.env_id, settings.env_settings(), tabular=plan.kind == "tabular", policy=plan.policy)
+    env = build_env(plan.env_id, settings.training_env_settings(), tabular=plan.kind == "tabular", policy=plan.policy)
     if state is None:
         agent = make_agent(plan.agent_name, env.observation_space, env.action_space, plan.config, seed=agent_seed)
         global_step, episode, reset_seed = 0, 0, env_seed
@@ -711,7 +711,7 @@ def _train_sb3(
     n_timesteps = int(settings.n_timesteps)
     # the native vector env where the id has one (perceptgym.agents.vec_env), else DummyVecEnv of build_env
     vec = make_sb3_vec_env(
-        plan.env_id, config.n_envs, seed=env_seed, settings=settings.env_settings(), policy=plan.policy
+        plan.env_id, config.n_envs, seed=env_seed, settings=settings.training_env_settings(), policy=plan.policy
     )
     try:
         if state is None:

@@ -80,6 +80,28 @@ def test_run_dir_contents(tmp_path):
     assert (run_dir / "model.npz").is_file() and (run_dir / "eval.json").is_file()
 
 
+def test_train_env_kwargs_shape_training_only(tmp_path):
+    """A shaping term set for training (train_env_kwargs) is not the task the run is evaluated and replayed on."""
+    from perceptgym.agents.playback import load_run
+
+    overrides = {"n_episodes": 20, "eval_episodes": 5, "train_env_kwargs": {"time_cost": 0.5}}
+    result = train_run(
+        "perceptgym/GridDriving-v0", "q_learning", seed=0, runs_dir=tmp_path, overrides=overrides, **FAST
+    )
+    for row in read_progress(result.run_dir):  # every training step cost 0.5
+        assert float(row["return"]) <= 1.0 - 0.5 * int(row["length"]) + 1e-9
+    run = load_run(result.run_dir)
+    assert run.env.unwrapped.params.time_cost == 0.01  # the env's own default, as env_kwargs say
+    run.env.close()
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["run_settings"]["train_env_kwargs"] == {"time_cost": 0.5}
+    assert result.eval.mean_return > -1.5  # evaluated without the 0.5 per step (at most 200 steps x 0.01)
+    with pytest.raises(ValueError, match="train_env_kwargs"):
+        train_run(
+            "FrozenLake-v1", "q_learning", seed=0, runs_dir=tmp_path, overrides={"train_env_kwargs": {1: 2}}, **FAST
+        )
+
+
 def test_sb3_interrupt_then_resume(tmp_path):
     overrides = {"n_timesteps": 600, "n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1, "eval_episodes": 2}
     cut = train_run(
