@@ -31,6 +31,8 @@ class Args:
     """episode | global_step"""
     smooth: int = 20
     """moving-average window in episodes"""
+    metric: str = "return"
+    """return | success (the episodes' success rate)"""
     title: str | None = None
     """figure title (default: the env ids)"""
     ylim: tuple[float, float] | None = None
@@ -40,13 +42,15 @@ class Args:
         check_settings(self, at_least={"smooth": 1})
         if self.x not in ("episode", "global_step"):
             raise ValueError(f"x={self.x!r}: use episode or global_step")
+        if self.metric not in ("return", "success"):
+            raise ValueError(f"metric={self.metric!r}: use return or success")
         if not self.runs:
             raise ValueError("give at least one run directory")
 
 
 def run(args: Args) -> None:
-    curves = group_curves([Path(r) for r in args.runs], args.x, args.smooth)
-    print(f"wrote {plot_curves(curves, args.out, args.x, args.title, args.ylim)}")
+    curves = group_curves([Path(r) for r in args.runs], args.x, args.smooth, args.metric)
+    print(f"wrote {plot_curves(curves, args.out, args.x, args.title, args.ylim, args.metric)}")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perceptgym plot") -> int:

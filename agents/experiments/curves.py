@@ -16,10 +16,12 @@ import numpy as np
 from perceptgym.agents.experiments.files import save_figure, subplots
 
 X_AXES = ("episode", "global_step")
+METRICS = {"return": "episode return", "success": "success rate"}
+"""what a curve shows -> its axis label"""
 
 
-def read_progress(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(episode, global_step, return) columns of a run's progress.csv."""
+def read_progress(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(episode, global_step, return, success) columns of a run's progress.csv."""
     path = Path(run_dir) / "progress.csv"
     if not path.is_file():
         raise ValueError(f"{run_dir}: no progress.csv (not a run directory?)")
@@ -31,6 +33,7 @@ def read_progress(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
         np.array([int(r["episode"]) for r in rows]),
         np.array([int(r["global_step"]) for r in rows]),
         np.array([float(r["return"]) for r in rows]),
+        np.array([float(r["success"]) for r in rows]),
     )
 
 
@@ -42,19 +45,24 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return (cumsum[idx] - cumsum[start]) / (idx - start)
 
 
-def group_curves(run_dirs: list[Path], x: str, smooth: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Label -> (x grid, smoothed returns with one row per seed)."""
+def group_curves(
+    run_dirs: list[Path], x: str, smooth: int, metric: str = "return", label: str | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Label -> (x grid, the smoothed ``metric`` with one row per seed); ``label`` names one group of all runs."""
     if x not in X_AXES:
         raise ValueError(f"x={x!r}: use one of {list(X_AXES)}")
+    if metric not in METRICS:
+        raise ValueError(f"metric={metric!r}: use one of {list(METRICS)}")
     if smooth < 1:
         raise ValueError(f"smooth={smooth} must be >= 1 (episodes)")
     groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     for run_dir in map(Path, run_dirs):
-        episode, step, ret = read_progress(run_dir)
-        label = "__".join(run_dir.name.split("__")[:2])
-        groups[label].append((episode if x == "episode" else step, moving_average(ret, smooth)))
+        episode, step, ret, success = read_progress(run_dir)
+        group = label or "__".join(run_dir.name.split("__")[:2])
+        values = ret if metric == "return" else success
+        groups[group].append((episode if x == "episode" else step, moving_average(values, smooth)))
     curves = {}
-    for label, runs in groups.items():
+    for name, runs in groups.items():
         if x == "episode":
             n = min(len(r[1]) for r in runs)
             grid, ys = runs[0][0][:n], np.stack([r[1][:n] for r in runs])
@@ -62,7 +70,7 @@ def group_curves(run_dirs: list[Path], x: str, smooth: int) -> dict[str, tuple[n
             end = min(r[0][-1] for r in runs)
             grid = np.linspace(0, end, 200)
             ys = np.stack([np.interp(grid, r[0], r[1]) for r in runs])
-        curves[label] = (grid, ys)
+        curves[name] = (grid, ys)
     return curves
 
 
@@ -72,6 +80,7 @@ def plot_curves(
     x: str,
     title: str | None = None,
     ylim: tuple[float, float] | None = None,
+    metric: str = "return",
 ) -> Path:
     """Mean over seeds with a ± one standard deviation band, one line per group."""
     fig, ax = subplots(figsize=(7, 4.5), dpi=120)
@@ -80,7 +89,7 @@ def plot_curves(
         ax.plot(grid, mean, label=f"{label.split('__')[-1]} ({ys.shape[0]} seeds)")
         ax.fill_between(grid, mean - std, mean + std, alpha=0.25)
     ax.set_xlabel("episode" if x == "episode" else "env steps")
-    ax.set_ylabel("episode return (moving average)")
+    ax.set_ylabel(f"{METRICS[metric]} (moving average)")
     ax.set_title(title or ", ".join(sorted({label.split("__")[0] for label in curves})))
     if ylim is not None:
         ax.set_ylim(*ylim)

@@ -68,13 +68,16 @@ def train_driving(
     budget: int | None = None,
     progress: bool = False,
     hyperparams_dir: str | Path = HYPERPARAMS_DIR,
+    overrides: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Trains ``agent`` on GridDriving with its YAML recipe (``budget`` replaces the recipe's) in a run directory.
 
-    ``env_kwargs`` (obs_mode, reader, training digit source) update the recipe's. The run skips train_run's
-    evaluation on the training digits: the experiments evaluate on held-out handwriting (:func:`evaluate_run`).
+    ``overrides`` change the recipe (before ``budget``); ``env_kwargs`` (obs_mode, reader, training digit
+    source) update the recipe's. The run skips train_run's evaluation on the training digits: the experiments
+    evaluate on held-out handwriting (:func:`evaluate_run`).
     """
-    overrides = {**with_budget(agent, recipe(agent, ENV_ID, hyperparams_dir), budget), "eval_episodes": 0}
+    hyperparams = {**recipe(agent, ENV_ID, hyperparams_dir), **(overrides or {})}
+    overrides = {**with_budget(agent, hyperparams, budget), "eval_episodes": 0}
     return train_run(
         ENV_ID,
         agent,

@@ -24,6 +24,7 @@ and wall time, each as the mean over seeds with a 95% percentile-bootstrap inter
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ import numpy as np
 
 from perceptgym.agents.config import check_seeds, check_settings
 from perceptgym.agents.env_factory import make_env
+from perceptgym.agents.experiments.curves import group_curves, plot_curves
 from perceptgym.agents.experiments.driving import (
     ENV_ID,
     budget_key,
@@ -63,6 +65,12 @@ PROTOCOL_KEYS = (
 """the numbers every rung reports as mean and 95% bootstrap interval over seeds"""
 
 
+PRETRAINED_STEPS = 1_000_000
+"""env steps of the pretrained-encoder rung (ppo.yml's recipe, the shipped CNN's layers frozen as its reader)"""
+TOP_DOWN_STEPS = 300_000
+"""env steps of the top-down pixels rung (ppo.yml's recipe over the 154x126x3 raster, SB3's NatureCNN)"""
+
+
 @dataclass(frozen=True)
 class Rung:
     name: str
@@ -74,6 +82,8 @@ class Rung:
     """a registered agent name; its recipe is the GridDriving entry of ``<agent>.yml``"""
     shares_agent_with: str | None = None
     """evaluate the agents trained for that rung instead of training"""
+    overrides: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    """changes to the agent's recipe for this rung (its budget, if given, is the rung's default budget)"""
 
     @property
     def slug(self) -> str:
@@ -99,6 +109,24 @@ RUNGS = (
         shares_agent_with="perceived (CNN)",
     ),
     Rung("pixels (PPO)", "dict", "cnn", "mnist-train", "mnist-test", "ppo"),
+    Rung(
+        "pixels (PPO), pretrained CNN encoder",
+        "dict",
+        "cnn",
+        "mnist-train",
+        "mnist-test",
+        "ppo",
+        overrides={"pretrained_encoder": "cnn", "n_timesteps": PRETRAINED_STEPS},
+    ),
+    Rung(
+        "top-down pixels (PPO)",
+        "pixels",
+        "cnn",
+        "mnist-train",
+        "mnist-test",
+        "ppo",
+        overrides={"features_extractor": "default", "n_timesteps": TOP_DOWN_STEPS},
+    ),
 )
 
 
@@ -136,18 +164,24 @@ class LadderSettings:
 
 
 def budgets(settings: LadderSettings) -> dict[str, dict[str, int]]:
-    """Per agent of the ladder: its training budget and evaluation episodes (the settings, else quick's, else the
-    YAML's)."""
+    """Per rung: its training budget and evaluation episodes (the settings, else quick's, else the rung's own
+    budget, else its agent's YAML's)."""
     quick = QUICK if settings.quick else {}
     eval_episodes = settings.eval_episodes or quick.get("eval_episodes")
     out = {}
-    for agent, name in (("q_learning", "episodes"), ("ppo", "pixels_steps")):
-        hyperparams = recipe(agent)
+    for rung in RUNGS:
+        hyperparams = rung_recipe(rung)
+        name = "episodes" if budget_key(rung.agent) == "n_episodes" else "pixels_steps"
         budget = getattr(settings, name)
         if budget is None:
-            budget = quick.get(name, hyperparams[budget_key(agent)])
-        out[agent] = {"budget": budget, "eval_episodes": eval_episodes or hyperparams["eval_episodes"]}
+            budget = quick.get(name, hyperparams[budget_key(rung.agent)])
+        out[rung.name] = {"budget": budget, "eval_episodes": eval_episodes or hyperparams["eval_episodes"]}
     return out
+
+
+def rung_recipe(rung: Rung) -> dict[str, Any]:
+    """The rung's agent's YAML recipe with the rung's overrides."""
+    return {**recipe(rung.agent), **rung.overrides}
 
 
 class UniformPolicy:
@@ -219,7 +253,7 @@ def rungs_to_run(settings: LadderSettings, budget: dict[str, dict[str, int]]) ->
     """The rungs this run can measure: no PPO rung with a zero budget, no GAN rung without a GAN."""
     from perceptgym.supervised.perception import SHIPPED
 
-    return [r for r in RUNGS if budget[r.agent]["budget"] > 0 and (r.eval_source != "gan" or SHIPPED["gan"].is_file())]
+    return [r for r in RUNGS if budget[r.name]["budget"] > 0 and (r.eval_source != "gan" or SHIPPED["gan"].is_file())]
 
 
 def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None) -> dict[str, Any]:
@@ -253,12 +287,13 @@ def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None
                     rung.env_kwargs,
                     seed=seed,
                     runs_dir=out / "runs" / rung.slug,
-                    budget=budget[rung.agent]["budget"],
+                    budget=budget[rung.name]["budget"],
                     progress=settings.progress,
+                    overrides=rung.overrides,
                 )
                 run_dir = trained[rung.name] = run.run_dir
                 train_seconds, train_steps = time.perf_counter() - start, run.global_step
-            n_eval = budget[rung.agent]["eval_episodes"]
+            n_eval = budget[rung.name]["eval_episodes"]
             row: dict[str, Any] = evaluate_run(run_dir, rung.eval_source, n_eval, seed + EVAL_SEED_OFFSET)
             if n_eval not in references:
                 references[n_eval] = reference_rows(n_eval, seed + EVAL_SEED_OFFSET)
@@ -282,9 +317,10 @@ def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None
         "args": {
             "quick": settings.quick,
             "seeds": list(settings.seeds),
-            "episodes": budget["q_learning"]["budget"],
-            "pixels_steps": budget["ppo"]["budget"],
-            "eval_episodes": _one_or_each({a: budget[a]["eval_episodes"] for a in {r.agent for r in rungs}}),
+            "episodes": budget["symbolic"]["budget"],
+            "pixels_steps": budget["pixels (PPO)"]["budget"],
+            "budgets": {r.name: budget[r.name]["budget"] for r in rungs},
+            "eval_episodes": _one_or_each({r.name: budget[r.name]["eval_episodes"] for r in rungs}),
             "out": str(out),
         },
         "optimal_return": optimal_return(),
@@ -294,12 +330,38 @@ def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None
     write_json(out / "ladder.json", summary)
     write_text(out / "ladder.md", markdown_table(summary) + "\n")
     plot_ladder(summary, out / "ladder.png")
+    deep = {
+        r.name: [Path(row["run_dir"]) for row in results[r.name]] for r in rungs if budget_key(r.agent) == "n_timesteps"
+    }
+    if deep:
+        plot_deep_curves(deep, out / "ladder_curves.png")
     return summary
 
 
-def sweep_folder(out: str | Path, agent: str) -> Path:
-    """Where ``--sweep`` keeps the sweep of one agent's rungs (its results.json and the run directories)."""
-    return Path(out) / "sweep" / agent
+def plot_deep_curves(runs: dict[str, list[Path]], path: str | Path, smooth: int = 500) -> Path:
+    """Training success rate against env steps of the deep rungs' runs, the seeds as a band (progress.csv)."""
+    curves = {}
+    for name, run_dirs in runs.items():
+        curves.update(group_curves(run_dirs, "global_step", smooth, metric="success", label=name))
+    title = f"Deep rungs on GridDriving-v0: training success (moving average of {smooth} episodes)"
+    return plot_curves(curves, path, "global_step", title=title, ylim=(0.0, 1.0), metric="success")
+
+
+def sweep_folder(out: str | Path, name: str) -> Path:
+    """Where ``--sweep`` keeps the sweep of one group of rungs (its results.json and the run directories):
+    ``name`` is the agent for the rungs that take its recipe as it is, else the rung's slug."""
+    return Path(out) / "sweep" / name
+
+
+def sweep_groups(rungs: list[Rung], budget: dict[str, dict[str, int]]) -> dict[str, list[Rung]]:
+    """The rungs that train agents of their own, by the sweep that trains them: one per agent, recipe changes
+    and budget (a grid over the rungs' ``env_kwargs`` and the seeds)."""
+    groups: dict[tuple[str, str, int], list[Rung]] = {}
+    for rung in rungs:
+        if not rung.shares_agent_with:
+            key = (rung.agent, json.dumps(rung.overrides, sort_keys=True), budget[rung.name]["budget"])
+            groups.setdefault(key, []).append(rung)
+    return {(own[0].agent if not own[0].overrides else own[0].slug): own for own in groups.values()}
 
 
 def train_by_sweep(
@@ -307,22 +369,25 @@ def train_by_sweep(
 ) -> dict[tuple[str, int], tuple[Path, float, int]]:
     """Trains every rung that has agents of its own, on every seed, as the trials of sweeps.
 
-    One grid sweep per agent: its rungs' ``env_kwargs`` x the seeds, over the agent's recipe with the ladder's
-    budget (the very hyperparameters :func:`train_driving` passes, so a seed trains the same agent either way).
-    Returns (rung name, seed) -> (run directory, trial wall time in its worker, training env steps).
+    One grid sweep per group of :func:`sweep_groups`: its rungs' ``env_kwargs`` x the seeds, over the rungs'
+    recipe with the ladder's budget (the very hyperparameters :func:`train_driving` passes, so a seed trains the
+    same agent either way). Returns (rung name, seed) -> (run directory, trial wall time in its worker, training
+    env steps).
     """
     from perceptgym.agents.sweep import SweepSpec, run_sweep
 
     trained: dict[tuple[str, int], tuple[Path, float, int]] = {}
-    for agent in dict.fromkeys(r.agent for r in rungs if not r.shares_agent_with):
-        own = [r for r in rungs if r.agent == agent and not r.shares_agent_with]
-        hyperparams = with_budget(agent, recipe(agent), budget[agent]["budget"])
+    groups = sweep_groups(rungs, budget)
+    for folder in (sweep_folder(settings.out, name) for name in groups):
+        if folder.exists():
+            raise ValueError(f"{folder} holds the sweep of an earlier ladder: give another --out")
+    for name, own in groups.items():
+        agent = own[0].agent
+        hyperparams = with_budget(agent, rung_recipe(own[0]), budget[own[0].name]["budget"])
         base_kwargs = hyperparams.pop("env_kwargs", None) or {}
         hyperparams["eval_episodes"] = 0  # evaluated below on held-out handwriting, as without --sweep
         kwargs = [{**base_kwargs, **r.env_kwargs} for r in own]
-        folder = sweep_folder(settings.out, agent)
-        if folder.exists():
-            raise ValueError(f"{folder} holds the sweep of an earlier ladder: give another --out")
+        folder = sweep_folder(settings.out, name)
         spec = SweepSpec(
             envs=(ENV_ID,),
             agents=(agent,),
@@ -345,7 +410,7 @@ def train_by_sweep(
 
 
 def _one_or_each(values: dict[str, int]) -> int | dict[str, int]:
-    """One number when every agent got the same, else the number of each (sorted by agent)."""
+    """One number when every rung got the same, else the number of each (sorted by rung)."""
     return next(iter(values.values())) if len(set(values.values())) == 1 else dict(sorted(values.items()))
 
 

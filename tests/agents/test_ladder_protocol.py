@@ -10,7 +10,9 @@ import pytest
 from perceptgym.agents.env_factory import make_env
 from perceptgym.agents.experiments.driving import ENV_ID, evaluate_driving
 from perceptgym.agents.experiments.ladder import (
+    PRETRAINED_STEPS,
     PROTOCOL_KEYS,
+    TOP_DOWN_STEPS,
     LadderSettings,
     PlannerPolicy,
     UniformPolicy,
@@ -22,6 +24,7 @@ from perceptgym.agents.experiments.ladder import (
     with_score,
 )
 from perceptgym.agents.experiments.stats import bootstrap_ci
+from perceptgym.agents.training import load_hyperparams
 
 TINY_MAP = ["#####", "#0.1#", "#.#.#", "#...#", "#####"]
 
@@ -80,10 +83,15 @@ def test_reference_episodes_do_not_depend_on_the_observation_mode():
 
 def test_quick_settings_are_three_seeds_at_ci_budgets():
     quick = budgets(LadderSettings(quick=True))
-    assert quick["q_learning"]["budget"] == 3_000 and quick["ppo"]["budget"] == 2_048
+    assert quick["symbolic"]["budget"] == 3_000 and quick["pixels (PPO)"]["budget"] == 2_048
+    assert quick["top-down pixels (PPO)"]["budget"] == quick["pixels (PPO), pretrained CNN encoder"]["budget"] == 2_048
     assert {b["eval_episodes"] for b in quick.values()} == {50}
     assert LadderSettings(quick=True).seeds == [0, 1, 2]
-    assert budgets(LadderSettings(quick=True, episodes=500))["q_learning"]["budget"] == 500  # a flag wins
+    assert budgets(LadderSettings(quick=True, episodes=500))["perceived (CNN)"]["budget"] == 500  # a flag wins
+    full = budgets(LadderSettings())  # each deep rung's own budget, else its agent's YAML recipe's
+    assert full["pixels (PPO), pretrained CNN encoder"]["budget"] == PRETRAINED_STEPS
+    assert full["top-down pixels (PPO)"]["budget"] == TOP_DOWN_STEPS
+    assert full["pixels (PPO)"]["budget"] == load_hyperparams("ppo", "perceptgym/GridDriving-v0")["n_timesteps"]
 
 
 @pytest.mark.slow

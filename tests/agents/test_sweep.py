@@ -485,12 +485,14 @@ def test_ladder_sweep_is_the_ladder_with_its_rungs_and_seeds_as_trials(tmp_path)
         run_ladder,
         rungs_to_run,
         sweep_folder,
+        sweep_groups,
     )
 
     settings = LadderSettings(quick=True, seeds=[0, 1], out=tmp_path / "swept", progress=False, sweep=True)
     summary = run_ladder(settings)
     assert json.loads((tmp_path / "swept" / "ladder.json").read_text()) == summary
     rungs = rungs_to_run(settings, budgets(settings))
+    groups = sweep_groups(rungs, budgets(settings))
     assert list(summary["rungs"]) == [r.name for r in rungs] and "pixels (PPO)" in summary["rungs"]
     assert set(summary["protocol"]) == set(summary["rungs"])
     for rung in rungs:
@@ -502,7 +504,8 @@ def test_ladder_sweep_is_the_ladder_with_its_rungs_and_seeds_as_trials(tmp_path)
             owner = rung.shares_agent_with or rung.name
             own = next(r for r in RUNGS if r.name == owner)
             # each agent is a run directory of a sweep trial, trained on its rung's observations
-            assert Path(row["run_dir"]).is_relative_to(sweep_folder(settings.out, own.agent).resolve() / "runs")
+            group = next(name for name, own_rungs in groups.items() if own in own_rungs)
+            assert Path(row["run_dir"]).is_relative_to(sweep_folder(settings.out, group).resolve() / "runs")
             config = json.loads((Path(row["run_dir"]) / "config.json").read_text())
             assert config["run_settings"]["env_kwargs"] == own.env_kwargs and config["seed"] == row["seed"]
             if rung.shares_agent_with:
@@ -510,9 +513,15 @@ def test_ladder_sweep_is_the_ladder_with_its_rungs_and_seeds_as_trials(tmp_path)
             else:
                 assert row["train_env_steps"] >= (2_048 if rung.agent == "ppo" else 3_000)
                 assert row["train_seconds"] > 0
-    for agent, n_rungs in (("q_learning", 3), ("ppo", 1)):
-        trials = json.loads((sweep_folder(settings.out, agent) / "results.json").read_text())["trials"]
-        assert len(trials) == n_rungs * 2 and all(t["status"] == "finished" for t in trials)
+    assert {name: len(own) for name, own in groups.items()} == {
+        "q_learning": 3,
+        "ppo": 1,
+        "pixels-ppo-pretrained-cnn-encoder": 1,
+        "top-down-pixels-ppo": 1,
+    }  # one sweep per recipe: the rungs that share one are a grid over their env_kwargs
+    for name, own in groups.items():
+        trials = json.loads((sweep_folder(settings.out, name) / "results.json").read_text())["trials"]
+        assert len(trials) == len(own) * 2 and all(t["status"] == "finished" for t in trials)
     assert (tmp_path / "swept" / "ladder.md").read_text().strip() == markdown_table(summary)
     # the same seed trains the same agent with or without --sweep
     plain = run_ladder(LadderSettings(quick=True, seeds=[0], pixels_steps=0, out=tmp_path / "plain", progress=False))
