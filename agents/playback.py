@@ -467,3 +467,30 @@ def watch_episodes(
     finally:
         viewer.close()
     return returns
+
+
+def export_run(run_dir: str | Path, out: str | Path) -> Path:
+    """A trained run as a small folder to ship: its ``config.json`` and its agent as ``model.*``.
+
+    SB3 agents are saved for inference (the policy alone, float16 weights: about a quarter of a training
+    checkpoint); other agents as they are. ``perceptgym evaluate``, ``watch`` and :func:`load_run` open the
+    folder like the run directory. The run's own files are not changed; ``out`` must not hold a run already.
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    if not run_dir.exists():
+        raise CheckpointError(f"{run_dir}: no such run directory or checkpoint")
+    checkpoint = _find_checkpoint(run_dir) if run_dir.is_dir() else run_dir
+    config = _find_config(checkpoint)
+    if config is None:
+        raise CheckpointError(f"{run_dir}: no config.json beside the checkpoint (not a run directory?)")
+    if any((out / name).exists() for name in (*CHECKPOINT_NAMES, "config.json")):
+        raise CheckpointError(f"{out}: holds a run already; export into a new folder")
+    run = load_run(checkpoint)
+    try:
+        sb3 = agent_entry(run.agent.name).kind == "sb3"
+        model = run.agent.save(out / "model", inference=True) if sb3 else run.agent.save(out / "model")
+    finally:
+        run.env.close()
+    data = config.read_bytes()
+    atomic_write(out / "config.json", lambda f: f.write(data))
+    return model

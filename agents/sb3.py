@@ -288,7 +288,9 @@ class DigitSlotsExtractor(BaseFeaturesExtractor):
     and sign, as there) ends in a softmax over ``n_slots`` slots, the agent's own reading of the card, learned
     from reward alone (no labels: which slot a digit goes to is whatever pays); the state is an embedding
     (``state_dim``) and the features are the outer product of the two, so a linear policy head on them is one
-    state-to-logits table per slot, mixed by the reading. The sign is read into the same slots and compared
+    state-to-logits table per slot, mixed by the reading; the state embedding itself is a feature too, for what
+    does not depend on the goal (the traffic: without it each slot learnt not to crash on its own, and
+    collisions were most of the failures). The sign is read into the same slots and compared
     with the card (their slot distributions' dot product: "is this my stop?", which a map whose stop numbers
     change per episode needs), and the sign's slots are features too.
 
@@ -322,13 +324,16 @@ class DigitSlotsExtractor(BaseFeaturesExtractor):
         check_positive_int("n_slots", n_slots)
         check_positive_int("state_dim", state_dim)
         others_images = [k for k in images if k != context_key]
-        super().__init__(observation_space, features_dim=state_dim * n_slots + len(others_images) * (n_slots + 1))
+        super().__init__(observation_space, features_dim=state_dim * (n_slots + 1) + len(others_images) * (n_slots + 1))
         self.images = [context_key, *others_images]
         self.state_key = others[0]
         if encoder is None:
             self.digits: nn.Module = SmallCnn(observation_space[context_key], digit_dim)
         else:
-            self.digits, digit_dim = pretrained_digit_encoder(encoder)
+            # a trained classifier's features are large (ReLU units of a net trained to 99%): standardised, so the
+            # slot probabilities start soft instead of saturated at whatever the random initial slot layer picks
+            encoder_net, digit_dim = pretrained_digit_encoder(encoder)
+            self.digits = nn.Sequential(encoder_net, nn.LayerNorm(digit_dim, elementwise_affine=False))
         self.slots = nn.Linear(digit_dim, n_slots)
         self.state = nn.Embedding(observation_space[self.state_key].n, state_dim)
         nn.init.normal_(self.state.weight)  # unit entries: SB3's orthogonal init passes over embeddings
@@ -340,7 +345,7 @@ class DigitSlotsExtractor(BaseFeaturesExtractor):
         slots = torch.softmax(self.slots(digits), dim=1).split(n)
         card = slots[0]
         state = self.state(observations[self.state_key].flatten(1).argmax(1))
-        parts = [(state.unsqueeze(2) * card.unsqueeze(1)).flatten(1)]
+        parts = [(state.unsqueeze(2) * card.unsqueeze(1)).flatten(1), state]
         for other in slots[1:]:
             parts += [other, (other * card).sum(1, keepdim=True)]
         return torch.cat(parts, dim=1)
@@ -781,11 +786,18 @@ class SB3Agent:
         policy, kwargs = self._policy()
         return {"policy": policy, "policy_kwargs": json.loads(json.dumps(kwargs, default=lambda v: v.__name__))}
 
-    def save(self, path: str | Path, *, replay_buffer: bool = False) -> Path:
-        """Writes ``path`` (``.pt`` appended if missing); DQN's replay buffer too when ``replay_buffer``."""
+    def save(self, path: str | Path, *, replay_buffer: bool = False, inference: bool = False) -> Path:
+        """Writes ``path`` (``.pt`` appended if missing); DQN's replay buffer too when ``replay_buffer``.
+
+        ``inference``: the policy alone, its floating-point weights in float16 (a quarter of a training
+        checkpoint, which also holds the optimiser's two moments): for shipping a trained agent. It loads as
+        float32 and acts as saved up to float16 rounding; training it further starts a fresh optimiser.
+        """
         path = checkpoint_file(path, ".pt")
         model = self.model
         names, variables = model._get_torch_save_params()
+        if inference:
+            names = [name for name in names if name == "policy"]
         meta = {
             "agent": self.name,
             "algorithm": self.algo_class.__name__,
@@ -802,16 +814,17 @@ class SB3Agent:
             "runtime": {k: getattr(model, k) for k in RUNTIME_ATTRIBUTES if hasattr(model, k)},
             "action_space_rng": model.action_space.np_random.bit_generator.state,
             "replay_buffer": None,
+            "inference": inference,
         }
         buffer = getattr(model, "replay_buffer", None)
-        if replay_buffer and buffer is not None:
+        if replay_buffer and buffer is not None and not inference:
             # a new name each time: the checkpoint written last always names a complete buffer file
             replay_path = path.with_name(f"{path.stem}.replay-{secrets.token_hex(4)}.npz")
             _save_replay_buffer(buffer, replay_path)
             meta["replay_buffer"] = replay_path.name
         payload = {
             "meta": json.dumps(meta),
-            "params": {name: recursive_getattr(model, name).state_dict() for name in names},
+            "params": {name: _weights(recursive_getattr(model, name).state_dict(), inference) for name in names},
             "torch_variables": {name: recursive_getattr(model, name) for name in variables},
             "global_rngs": self._global_rngs.states.to_payload(),
         }
@@ -919,6 +932,13 @@ class SB3Agent:
         agent.rng = np.random.default_rng()
         agent.rng.bit_generator.state = meta["rng_state"]
         return agent
+
+
+def _weights(state: dict[str, Any], half: bool) -> dict[str, Any]:
+    """A state dict, its floating-point tensors in float16 when ``half`` (load_state_dict casts them back)."""
+    if not half:
+        return state
+    return {k: v.half() if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in state.items()}
 
 
 def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:

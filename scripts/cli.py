@@ -15,6 +15,7 @@ PROGRAMS: dict[str, tuple[str, str]] = {
     "train": ("train", "train any agent on any env (YAML hyperparameters, run directory, resume)"),
     "evaluate": ("evaluate", "evaluate a trained run: return and success over greedy episodes"),
     "watch": ("watch", "watch a trained agent in the pygame window, or record it"),
+    "export": ("export", "a trained run as a small folder to ship (SB3: the policy alone, float16 weights)"),
     "play": ("play", "drive GridDriving yourself with the keyboard"),
     "pictures": ("pictures", "regenerate the viewer pictures of the README and docs from the renderer"),
     "ladder": ("ladder", "the perception ladder: one task at every rung, symbols to pixels"),

@@ -67,8 +67,10 @@ PROTOCOL_KEYS = (
 
 PRETRAINED_STEPS = 1_000_000
 """env steps of the pretrained-encoder rung (ppo.yml's recipe, the shipped CNN's layers frozen as its reader)"""
-TOP_DOWN_STEPS = 300_000
+TOP_DOWN_STEPS = 16_384
 """env steps of the top-down pixels rung (ppo.yml's recipe over the 154x126x3 raster, SB3's NatureCNN)"""
+TOP_DOWN_EVAL = 100
+"""its evaluation episodes: a policy that has not learned to stop drives each to the 200-step limit"""
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ RUNGS = (
         "mnist-train",
         "mnist-test",
         "ppo",
-        overrides={"features_extractor": "default", "n_timesteps": TOP_DOWN_STEPS},
+        overrides={"features_extractor": "default", "n_timesteps": TOP_DOWN_STEPS, "eval_episodes": TOP_DOWN_EVAL},
     ),
 )
 
@@ -139,9 +141,12 @@ class LadderSettings:
     episodes: int | None = None
     """Q-learning training episodes per rung and seed (default: q_learning.yml, 140,000)"""
     pixels_steps: int | None = None
-    """PPO training env steps per seed on the pixels rung (default: ppo.yml, 200,000; 0 skips the rung)"""
+    """PPO training env steps per seed on every PPO rung (default: each rung's own, else ppo.yml's; 0 skips
+    them)"""
     eval_episodes: int | None = None
-    """greedy evaluation episodes per rung and seed (default: each agent's eval_episodes in its YAML, 1,000)"""
+    """greedy evaluation episodes per rung and seed (default: each rung's own, else its agent's YAML's, 1,000)"""
+    rungs: list[str] | None = None
+    """only these rungs, by name (default: all); a rung that evaluates another's agents needs that one too"""
     out: Path = Path("reports/ladder")
     """output folder: ladder.json, ladder.md, ladder.png and the run directories (runs/)"""
     progress: bool = True
@@ -161,6 +166,14 @@ class LadderSettings:
         check_settings(self, at_least={"episodes": 1, "pixels_steps": 0, "eval_episodes": 1, "max_concurrent": 1})
         if not self.sweep and (self.address is not None or self.max_concurrent is not None):
             raise ValueError("address and max_concurrent are settings of --sweep: add --sweep")
+        if self.rungs is not None:
+            names = [r.name for r in RUNGS]
+            unknown = [n for n in self.rungs if n not in names]
+            if unknown or not self.rungs:
+                raise ValueError(f"rungs={self.rungs!r}: choose among {names}")
+            for rung in RUNGS:
+                if rung.name in self.rungs and rung.shares_agent_with and rung.shares_agent_with not in self.rungs:
+                    raise ValueError(f"rungs: {rung.name!r} evaluates the agents of {rung.shares_agent_with!r}: add it")
 
 
 def budgets(settings: LadderSettings) -> dict[str, dict[str, int]]:
@@ -253,7 +266,8 @@ def rungs_to_run(settings: LadderSettings, budget: dict[str, dict[str, int]]) ->
     """The rungs this run can measure: no PPO rung with a zero budget, no GAN rung without a GAN."""
     from perceptgym.supervised.perception import SHIPPED
 
-    return [r for r in RUNGS if budget[r.name]["budget"] > 0 and (r.eval_source != "gan" or SHIPPED["gan"].is_file())]
+    chosen = [r for r in RUNGS if settings.rungs is None or r.name in settings.rungs]
+    return [r for r in chosen if budget[r.name]["budget"] > 0 and (r.eval_source != "gan" or SHIPPED["gan"].is_file())]
 
 
 def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None) -> dict[str, Any]:

@@ -180,9 +180,10 @@ def test_digit_slots_mix_one_state_table_per_card_reading(tmp_path):
         features = extractor(batch)
         reading = torch.softmax(extractor.slots(extractor.digits(batch["card"])), dim=1)
         state = extractor.state.weight[int(obs["state"])]
-    assert features.shape == (1, 8 * 4 + 4 + 1)
+    assert features.shape == (1, 8 * 4 + 8 + 4 + 1)
     # the state embedding scaled by each slot's probability: a linear head on it mixes per-slot tables
     torch.testing.assert_close(features[0, :32].reshape(8, 4), state[:, None] * reading[0][None, :])
+    torch.testing.assert_close(features[0, 32:40], state)  # and the state alone, for what every goal shares
     agent.learn(env, 32)
     path = agent.save(tmp_path / "model")
     again = PPOAgent.load(path, env.observation_space, env.action_space)
@@ -208,7 +209,7 @@ def test_pretrained_encoder_is_the_shipped_cnns_trained_layers_frozen():
     env = make_env(GRID, {"obs_mode": "dict"})
     config = {"n_envs": 1, "n_steps": 16, "batch_size": 16, "features_extractor": "digit_slots"}
     agent = make_agent("ppo", env.observation_space, env.action_space, {**config, "pretrained_encoder": "cnn"}, seed=0)
-    encoder = agent.model.policy.features_extractor.digits
+    encoder = agent.model.policy.features_extractor.digits[0]
     assert isinstance(encoder, FrozenDigitFeatures) and not list(encoder.parameters())  # nothing to optimise
     test_images, test_labels = load_mnist(verbose=False).split("test")
     images = torch.from_numpy(test_images[:256])

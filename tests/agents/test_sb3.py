@@ -273,3 +273,26 @@ def test_digit_encoder_keeps_its_parameters_and_reads_the_state_by_index():
     digits = extractor.digits(torch.cat([obs["card"], obs["sign"]]))
     by_matmul = extractor.fuse(torch.cat([digits[:9], digits[9:], extractor.state(obs["state"])], dim=1))
     torch.testing.assert_close(extractor(obs), by_matmul)
+
+
+def test_an_exported_run_is_small_and_acts_as_the_run(tmp_path):
+    """perceptgym export: the policy alone in float16, opened like the run directory, the same greedy actions."""
+    from perceptgym.agents.loop import evaluate
+    from perceptgym.agents.playback import export_run, load_run
+    from perceptgym.agents.training import train_run
+
+    overrides = {"n_timesteps": 2_000, "n_envs": 2, "n_steps": 64, "batch_size": 64, "eval_episodes": 0}
+    run = train_run(
+        "CartPole-v1", "ppo", seed=0, runs_dir=tmp_path, overrides=overrides, progress=False, tensorboard=False
+    )
+    model = export_run(run.run_dir, tmp_path / "shipped")
+    assert model == tmp_path / "shipped" / "model.pt"
+    assert model.stat().st_size < (run.run_dir / "model.pt").stat().st_size / 2.5  # no optimiser, half the bytes
+    original, shipped = load_run(run.run_dir), load_run(tmp_path / "shipped")
+    assert shipped.env_id == "CartPole-v1"
+    a, b = (evaluate(r.agent, r.env, 5, seed=3) for r in (original, shipped))
+    assert a.mean_return == b.mean_return and a.success_rate == b.success_rate
+    for r in (original, shipped):
+        r.env.close()
+    with pytest.raises(CheckpointError, match="holds a run already"):
+        export_run(run.run_dir, tmp_path / "shipped")
