@@ -141,23 +141,23 @@ def test_ppo_on_the_adapter_learns_as_on_dummy_vec_env(obs_mode, extractor):
 
 def test_pixels_rung_recipe_is_the_fast_one_and_reproducible():
     """ppo.yml's GridDriving-v0 entry (the pixels rung's recipe, PIXELS_PPO of the benchmark): 64 native envs and
-    the shared digit encoder; the same seed gives the same rollouts and weights, and the caller's torch thread
-    count comes back."""
-    from perceptgym.agents.sb3 import DigitDictExtractor
+    the digit-slots network, trained with the progress term; the same seed gives the same rollouts and weights,
+    and the caller's torch thread count comes back."""
+    from perceptgym.agents.sb3 import DigitSlotsExtractor
     from perceptgym.agents.training import load_hyperparams, split_hyperparams
 
     run, config = split_hyperparams("ppo", load_hyperparams("ppo", GRID))
-    assert config.n_envs >= 64 and config.features_extractor == "digit_encoder"
-    assert run.env_kwargs == {"obs_mode": "dict"}
+    assert config.n_envs >= 64 and config.features_extractor == "digit_slots"
+    assert run.env_kwargs == {"obs_mode": "dict"} and set(run.train_env_kwargs) == {"progress"}
     config = dataclasses.replace(config, n_steps=16)  # one short rollout of the recipe, one update
-    settings = {"env_kwargs": {**run.env_kwargs, "digit_source": StubSource()}}
+    settings = {"env_kwargs": {**run.env_kwargs, **run.train_env_kwargs, "digit_source": StubSource()}}
     threads = torch.get_num_threads()
     agents = []
     for _ in range(2):
         vec = make_sb3_vec_env(GRID, config.n_envs, seed=3, settings=settings)
         assert isinstance(vec, VectorEnvAdapter)
         agent = make_agent("ppo", vec.observation_space, vec.action_space, config, seed=3)
-        assert isinstance(agent.model.policy.features_extractor, DigitDictExtractor)
+        assert isinstance(agent.model.policy.features_extractor, DigitSlotsExtractor)
         agent.learn(vec, 2 * config.n_envs * config.n_steps, seed=3)
         agents.append(agent)
         assert torch.get_num_threads() == threads
