@@ -170,10 +170,11 @@ class GridDrivingVectorEnv(VectorEnv):
             self._obs_card, self._obs_signs = self._read[:, 0], self._read[:, 1:]
         if self.obs_mode == "pixels":
             self._raster = self._view._get_raster()
-            self._bg = self._raster.blanks(n)
+            self._store = self._raster.episode_store(n)  # every sub-env's background (PixelRaster.erase)
             # Two frame buffers, used in turn: a step redraws only what moved since the buffer's last step
             # (from base state _drawn), and the signs and card where an episode began (_stale).
-            self._frames = (np.zeros_like(self._bg), np.zeros_like(self._bg))
+            shape = (n, *self._raster.shape)
+            self._frames = (np.zeros(shape, dtype=np.uint8), np.zeros(shape, dtype=np.uint8))
             self._drawn = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
             self._stale = (np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
             self._buffer = 0
@@ -284,7 +285,7 @@ class GridDrivingVectorEnv(VectorEnv):
             self._read[idx, : k + 1] = read.reshape(len(idx), k + 1)
             self._confidence[idx] = confidence.reshape(len(idx), k + 1)
         if self.obs_mode == "pixels":
-            self._raster.paint_backgrounds(self._bg, idx, new[:, 0], new[:, 1:], blank=False)
+            self._raster.paint_episodes(self._store, idx, new[:, 0], new[:, 1:])
 
     def _apply_options(
         self, idx: np.ndarray, row: np.ndarray, base: np.ndarray, card: np.ndarray, options: dict[str, Any]
@@ -403,10 +404,11 @@ class GridDrivingVectorEnv(VectorEnv):
 
         ``fresh``: after reset(), every frame drawn from its background.
         """
-        raster, bg = self._raster, self._bg
+        raster, bg = self._raster, self._store
         if fresh:
             for frames, drawn, stale in zip(self._frames, self._drawn, self._stale, strict=True):
-                frames[:] = bg
+                frames[:] = raster.blanks(1)
+                raster.refresh(frames, bg, self._rows)
                 drawn[:], stale[:] = base, False  # erasing from a clean background changes nothing
         if idx is not None:  # new episodes, in the buffer that shows their last steps; the other one later
             frames = self._frames[self._buffer]
