@@ -294,17 +294,17 @@ class PixelRaster:
         if len(self._light_rows):
             phase = base % self.model.period
             where = self._light_rows + (idx * (frames.shape[1] * self.model.params.gmap.shape[1]))[:, None]
-            frames.reshape(-1).view(self._tile_row).put(where, self._light_rows_rgb[phase])
+            frames.reshape(-1).view(self._tile_row).put(where, self._light_rows_rgb.take(phase, axis=0))
         flat = frames.reshape(-1).view(self._tile_row)
         offset = (idx * (frames.shape[1] * self.model.params.gmap.shape[1]))[:, None]
         rows = self._layer_rows(base)
         for table, keep, ink, (_, kind, _) in zip(self._tile_rows, self._keep, self._ink, self._layers, strict=True):
-            r = rows[kind]
-            where = table[r] + offset
+            r = rows[kind]  # (take along an axis: row copies, several times faster than fancy indexing)
+            where = table.take(r, axis=0) + offset
             now = flat.take(where)
             b = now.view(np.uint8).reshape(len(idx), -1)
-            np.bitwise_and(b, keep[r], out=b)
-            np.bitwise_or(b, ink[r], out=b)
+            np.bitwise_and(b, keep.take(r, axis=0), out=b)
+            np.bitwise_or(b, ink.take(r, axis=0), out=b)
             flat.put(where, now)
 
     def refresh(self, frames: np.ndarray, store: np.ndarray, idx: np.ndarray) -> None:
@@ -327,7 +327,8 @@ class PixelRaster:
             self._tile_rows, self._erase_src, self._erase_own, self._layers, strict=True
         ):
             r = rows[kind]
-            flat.put(table[r] + offset, store.take(src[r] + own[r] * own_offset))
+            source = src.take(r, axis=0) + own.take(r, axis=0) * own_offset
+            flat.put(table.take(r, axis=0) + offset, store.take(source))
 
     def _layer_rows(self, base: np.ndarray) -> dict[str, np.ndarray]:
         ch, phase = np.divmod(base, self.model.period)
