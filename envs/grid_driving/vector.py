@@ -317,7 +317,8 @@ class GridDrivingVectorEnv(VectorEnv):
             truncated = self._deadline == self._t
         done = terminated | truncated
         idx = done.nonzero()[0]  # ~5x cheaper than np.flatnonzero's wrappers at this size
-        obs = self._observe(base)
+        # int observations are computed once, after the resets (the ended episodes' last ones alone before)
+        obs = self._observe(base) if not (self._flat and len(idx)) else None
         if self.render_mode is not None:
             self._record_shown(int(a[0]), int(o[0]), bool(done[0]))
         full = self.info_mode == "full"
@@ -340,10 +341,15 @@ class GridDrivingVectorEnv(VectorEnv):
                 final["event"], final["_event"] = np.empty(self.num_envs, dtype=object), terminated
                 final["event"][ended] = self._event_names[o[ended]]
                 final["is_success"], final["_is_success"] = self._success.take(o), terminated
-            info["final_obs"], info["_final_obs"] = self._final_obs(obs, idx), done
+            if obs is None:  # Discrete: stored as Python ints, at once
+                info["final_obs"] = np.empty(self.num_envs, dtype=object)
+                info["final_obs"][idx] = self._observe(base[idx], idx)
+            else:
+                info["final_obs"] = self._final_obs(obs, idx)
+            info["_final_obs"] = done
             info["final_info"], info["_final_info"] = final, done
             self._take_starts(idx)
-            if self._flat:  # the whole batch again: fewer numpy calls than patching the new episodes in
+            if obs is None:  # the whole batch: fewer numpy calls than patching the new episodes in
                 obs = self._observe(base)
             else:
                 obs = self._observe_into(obs, idx, base[idx])
