@@ -362,11 +362,7 @@ class GridDrivingVectorEnv(VectorEnv):
         return obs, rewards, terminated, truncated, info
 
     def _final_obs(self, obs: Any, idx: np.ndarray) -> np.ndarray:
-        """``info["final_obs"]``: an object array with sub-env ``idx``'s observation (own copies), else None."""
-        if isinstance(obs, np.ndarray) and obs.ndim == 1:  # Discrete: stored as Python ints, at once
-            out = np.empty(self.num_envs, dtype=object)
-            out[idx] = obs[idx]
-            return out
+        """``info["final_obs"]`` of pixels and dicts: sub-env ``idx``'s observations (own copies), else None."""
         return _object_array(self.num_envs, idx, self._unbatch(obs, idx))
 
     def _check_actions(self, actions: Any) -> np.ndarray:
