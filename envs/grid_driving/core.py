@@ -245,6 +245,8 @@ class DrivingModel:
         # The same tables as Python lists for one env: list indexing beats numpy scalar indexing ~5x.
         self.tables_list = self.tables.as_lists()
         self._stop_l = self.stop_of_cell.tolist()
+        self._stop_numbers = np.array(self.params.gmap.stop_numbers, dtype=np.int64)
+        self._stop_numbers.setflags(write=False)
 
     def _build_outcomes(self) -> None:
         """Compiles what a step does into ``outcome[target, base, action]``, an index into ``outcome_*``.
@@ -366,25 +368,29 @@ class DrivingModel:
         _, nxt, o = advance(t, row_of(t, base, trip_target(trip, len(self.stop_cells))), action)
         return nxt, t.terms[o], t.terminated[o], EVENTS[t.event[o]]
 
-    def episode_starts(self, keys: npt.NDArray[np.uint64]) -> EpisodeStarts:
+    def episode_starts(self, keys: npt.NDArray[np.uint64], image_seeds: bool = True) -> EpisodeStarts:
         """The starts of the episodes with these keys (:func:`episode_keys`): a batch of ``len(keys)``.
 
         Each key alone fixes its episode: the stop numbers (shuffled or the map's), the card among them,
         the start (uniform over :attr:`start_bases`) and the seed of the episode's handwriting. Draws
         are hashes of the key reduced modulo the range (a bias below 1e-15, far under sampling noise).
+        Each draw hashes the key on its own, so ``image_seeds=False`` (``image_seed`` None) skips one
+        hash and changes no other draw.
         """
         keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
         n_stops = len(self.stop_cells)
-        n_draws = 3 + (NUM_DIGITS if self.params.shuffle_stops else 0)  # target, start, image seed[, permutation]
-        h = mix64(keys[:, None] + _GOLDEN * np.arange(1, 1 + n_draws, dtype=np.uint64))
-        if self.params.shuffle_stops:
-            numbers = np.argsort(h[:, 3:], axis=1, kind="stable")[:, :n_stops]  # a uniform permutation
-        else:
-            numbers = np.broadcast_to(np.array(self.params.gmap.stop_numbers, dtype=np.int64), (len(keys), n_stops))
+        # Draw j hashes key + j * golden: 1 target, 2 start, 3 image seed, 4.. the permutation.
+        draws = [1, 2, *([3] if image_seeds else []), *(range(4, 4 + NUM_DIGITS) if self.params.shuffle_stops else [])]
+        h = mix64(keys[:, None] + _GOLDEN * np.array(draws, dtype=np.uint64))
         target = (h[:, 0] % np.uint64(n_stops)).astype(np.int64)
-        card = numbers[np.arange(len(keys)), target]
-        base = self.start_bases[(h[:, 1] % np.uint64(len(self.start_bases))).astype(np.int64)]
-        return EpisodeStarts(np.array(numbers, dtype=np.int64), card, base, target, h[:, 2])
+        if self.params.shuffle_stops:
+            numbers = np.argsort(h[:, -NUM_DIGITS:], axis=1, kind="stable")[:, :n_stops]  # a uniform permutation
+            card = np.take_along_axis(numbers, target[:, None], axis=1)[:, 0]
+        else:  # the map's numbers: one read-only row, broadcast (no copy)
+            fixed = self._stop_numbers
+            numbers, card = np.broadcast_to(fixed, (len(keys), n_stops)), fixed.take(target)
+        base = self.start_bases.take((h[:, 1] % np.uint64(len(self.start_bases))).astype(np.int64))
+        return EpisodeStarts(numbers, card, base, target, h[:, 2] if image_seeds else None)
 
     def car_positions(self, phase: int) -> list[tuple[int, int, int]]:
         """(row, col, heading) of every other car at ``phase`` (heading = where it drives next)."""
@@ -484,11 +490,11 @@ def trip_target(trip: Trip, n_stops: int) -> int:
 class EpisodeStarts(NamedTuple):
     """A batch of episode starts (see :meth:`DrivingModel.episode_starts`)."""
 
-    numbers: np.ndarray  # (M, n_stops) the stop numbers, map order
+    numbers: np.ndarray  # (M, n_stops) the stop numbers, map order (read-only when the map's: a broadcast row)
     card: np.ndarray  # (M,)
     base: np.ndarray  # (M,) start base state
     target: np.ndarray  # (M,) index of the stop showing the card
-    image_seed: np.ndarray  # (M,) uint64, seeds the episode's handwriting (episode_rng)
+    image_seed: np.ndarray | None  # (M,) uint64, seeds the episode's handwriting (episode_rngs); None: not drawn
 
 
 # ---- episode randomness --------------------------------------------------------------------------------

@@ -58,8 +58,8 @@ from perceptgym.envs.grid_driving.env import (
     draw_digits,
 )
 
-START_BLOCK = 128  # episode starts computed ahead per sub-env (a power of 2: see _take_starts)
-REFILL_AT = START_BLOCK * 3 // 4  # when one sub-env's block is used up, refill every block used this far
+START_BLOCK = 256  # episode starts computed ahead per sub-env
+REFILL_EVERY = 64  # [steps] between checks for blocks to refill (a sub-env takes at most one start per step)
 INFO_MODES = ("full", "final")
 
 
@@ -148,12 +148,17 @@ class GridDrivingVectorEnv(VectorEnv):
         # episode _first[i] (counting from its last seeding).
         self._first = np.zeros(n, dtype=np.int64)
         self._next = np.zeros(n, dtype=np.int64)
-        self._queue = np.zeros((n * START_BLOCK, 4), dtype=np.int64)
-        self._queue_records = self._queue.view(np.dtype((np.void, 32))).ravel()
-        self._q_numbers = np.zeros((n * START_BLOCK, k) if self.params.shuffle_stops else 0, dtype=np.int64)
-        self._seeded = False
-        self._image_seed = np.zeros(n, dtype=np.uint64)
+        # One (num_envs, START_BLOCK) table per part of a start, _next indexing them flat (int64 like the state
+        # they are copied into: a scatter that casts costs more; the shuffled numbers are digits, int8).
         images = self.obs_mode != "symbolic"
+        self._keep_seeds = images or render_mode is not None  # the image seeds: for the images and render()
+        b = START_BLOCK
+        self._q_row, self._q_base, self._q_card = (np.zeros((n, b), dtype=np.int64) for _ in range(3))
+        self._q_seed = np.zeros((n, b) if self._keep_seeds else 0, dtype=np.uint64)
+        self._q_numbers = np.zeros((n, b, k) if self.params.shuffle_stops else 0, dtype=np.int8)
+        self._seeded = False
+        self._until_refill = REFILL_EVERY
+        self._image_seed = np.zeros(n, dtype=np.uint64)
         # One bit generator per sub-env, re-seeded for each of its episodes (core.episode_rngs).
         self._bitgens = [np.random.PCG64(i) for i in range(n)] if images else []
         # Each sub-env's card, and its k signs then a blank (the "sign" of dict observations off the stops).
@@ -165,14 +170,16 @@ class GridDrivingVectorEnv(VectorEnv):
             self._obs_card, self._obs_signs = self._read[:, 0], self._read[:, 1:]
         if self.obs_mode == "pixels":
             self._raster = self._view._get_raster()
-            self._bg = self._raster.blanks(n)
+            self._store = self._raster.episode_store(n)  # every sub-env's background (PixelRaster.erase)
             # Two frame buffers, used in turn: a step redraws only what moved since the buffer's last step
             # (from base state _drawn), and the signs and card where an episode began (_stale).
-            self._frames = (np.zeros_like(self._bg), np.zeros_like(self._bg))
+            shape = (n, *self._raster.shape)
+            self._frames = (np.zeros(shape, dtype=np.uint8), np.zeros(shape, dtype=np.uint8))
             self._drawn = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
             self._stale = (np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
             self._buffer = 0
         self._shown = (0, 0.0, None)  # sub-env 0's steps, return and last step, for render()
+        self._flat = self.obs_mode in ("symbolic", "perceived")  # observations: one int array
 
     # ---- episodes ------------------------------------------------------------------------------------
     def reset(
@@ -202,6 +209,7 @@ class GridDrivingVectorEnv(VectorEnv):
             self._first += self._used()
         self._seeded = True
         self._fill_queue(self._rows)
+        self._until_refill = REFILL_EVERY
         self._row = np.zeros(n, dtype=np.int64)
         self._t = 0
         self._base = np.zeros(n, dtype=np.int64)
@@ -221,40 +229,47 @@ class GridDrivingVectorEnv(VectorEnv):
         """Queues the next START_BLOCK episode starts of sub-envs ``w`` (from their episode ``_first``)."""
         b = START_BLOCK
         keys = episode_keys(self._roots[w, None], self._first[w, None] + np.arange(b))
-        s = self.model.episode_starts(keys.ravel())
-        # Flat: the starts of sub-env i are at i * START_BLOCK + (0, 1, ...), each one record (row, base, card,
-        # image seed's bits), so that taking a start reads one cache line.
-        slots = (w[:, None] * b + np.arange(b)).ravel()
-        self._queue[slots] = np.stack(
-            [row_of(self._tables, s.base, s.target), s.base, s.card, s.image_seed.view(np.int64)], 1
-        )
+        s = self.model.episode_starts(keys.ravel(), image_seeds=self._keep_seeds)
+        shape = (len(w), b)
+        self._q_row[w] = row_of(self._tables, s.base, s.target).reshape(shape)
+        self._q_base[w], self._q_card[w] = s.base.reshape(shape), s.card.reshape(shape)
+        if self._keep_seeds:
+            self._q_seed[w] = s.image_seed.reshape(shape)
         if self.params.shuffle_stops:
-            self._q_numbers[slots] = s.numbers
+            self._q_numbers[w] = s.numbers.reshape(*shape, -1)
         self._next[w] = w * b
 
     def _used(self) -> np.ndarray:
         """How many of its queued starts each sub-env has taken."""
         return self._next - self._rows * START_BLOCK
 
+    def _refill(self) -> None:
+        """Every REFILL_EVERY steps: refills the blocks that the next REFILL_EVERY steps might use up.
+
+        Checking on a schedule costs no numpy call in the other steps. A refill recomputes the block from
+        the sub-env's next episode on, so when it happens never changes which starts a sub-env takes.
+        """
+        self._until_refill = REFILL_EVERY
+        used = self._used()
+        refill = (used > START_BLOCK - REFILL_EVERY).nonzero()[0]
+        if len(refill):
+            self._first[refill] += used[refill]
+            self._fill_queue(refill)
+
     def _take_starts(self, idx: np.ndarray, options: dict[str, Any] | None = None) -> None:
         """Starts the next episode of sub-envs ``idx``: state, handwriting, its reading, pixel background."""
         q = self._next[idx]
-        after = q + 1
-        self._next[idx] = after
-        starts = self._queue_records[q].view(np.int64).reshape(len(q), 4)
-        row, base, card, seed = starts[:, 0], starts[:, 1], starts[:, 2], starts[:, 3].view(np.uint64)
+        self._next[idx] = q + 1  # never past its block: _refill, reset()
+        row, base, card = self._q_row.take(q), self._q_base.take(q), self._q_card.take(q)  # (take: flat)
         k = self._n_stops
         if self.params.shuffle_stops:
-            self._signs[idx, :k] = self._q_numbers[q]
-        if not (after & (START_BLOCK - 1)).all():  # a block is used up: refill the ones nearly used up too
-            used = self._used()
-            refill = (used >= REFILL_AT).nonzero()[0]
-            self._first[refill] += used[refill]
-            self._fill_queue(refill)
+            self._signs[idx, :k] = self._q_numbers.reshape(-1, k)[q]
         if options:
             row, base, card = self._apply_options(idx, row, base, card, options)
         self._row[idx], self._base[idx], self._card[idx] = row, base, card
-        self._image_seed[idx] = seed
+        if self._keep_seeds:
+            seed = self._q_seed.take(q)
+            self._image_seed[idx] = seed
         if self.max_episode_steps is not None:
             self._deadline[idx] = self._t + self.max_episode_steps
         if self.obs_mode == "symbolic":
@@ -270,7 +285,7 @@ class GridDrivingVectorEnv(VectorEnv):
             self._read[idx, : k + 1] = read.reshape(len(idx), k + 1)
             self._confidence[idx] = confidence.reshape(len(idx), k + 1)
         if self.obs_mode == "pixels":
-            self._raster.paint_backgrounds(self._bg, idx, new[:, 0], new[:, 1:], blank=False)
+            self._raster.paint_episodes(self._store, idx, new[:, 0], new[:, 1:])
 
     def _apply_options(
         self, idx: np.ndarray, row: np.ndarray, base: np.ndarray, card: np.ndarray, options: dict[str, Any]
@@ -291,15 +306,19 @@ class GridDrivingVectorEnv(VectorEnv):
         t = self._tables
         self._row, base, o = advance(t, self._row, a)
         self._base = base  # the new episodes' starts are written into it (_take_starts)
-        rewards, terminated = t.reward[o], t.terminated[o]
+        rewards, terminated = t.reward.take(o), t.terminated.take(o)
         self._t += 1
+        self._until_refill -= 1
+        if not self._until_refill:
+            self._refill()
         if self.max_episode_steps is None:
             truncated = np.zeros(self.num_envs, dtype=bool)
         else:  # as TimeLimit: also when the episode terminated on its last step
             truncated = self._deadline == self._t
         done = terminated | truncated
         idx = done.nonzero()[0]  # ~5x cheaper than np.flatnonzero's wrappers at this size
-        obs = self._observe(base)
+        # int observations are computed once, after the resets (the ended episodes' last ones alone before)
+        obs = self._observe(base) if not (self._flat and len(idx)) else None
         if self.render_mode is not None:
             self._record_shown(int(a[0]), int(o[0]), bool(done[0]))
         full = self.info_mode == "full"
@@ -307,9 +326,8 @@ class GridDrivingVectorEnv(VectorEnv):
         info: dict[str, Any] = {}
         if full:
             terms = dict(zip(REWARD_TERMS, t.terms.take(o, axis=0).T, strict=True))  # (num_envs,) each
-            packed = self._masks[base]  # every sub-env's mask, one int64 each; patched below where reset
+            ongoing = self._all if not len(idx) else ~done
             if len(idx) < self.num_envs:
-                ongoing = ~done
                 info["reward_terms"] = {**terms, **dict.fromkeys(self._term_masks, ongoing)}
                 info["_reward_terms"] = ongoing
         if len(idx):
@@ -317,36 +335,34 @@ class GridDrivingVectorEnv(VectorEnv):
             if full:
                 final["reward_terms"] = {**terms, **dict.fromkeys(self._term_masks, done)}
                 final["_reward_terms"] = done
-                self._add_current(final, packed, base, done)
-            ended = terminated.nonzero()[0]
+                self._add_current(final, self._masks.take(base), base, done)  # before the resets change base
+            ended = idx[terminated[idx]]  # small arrays: cheaper than searching all of terminated again
             if len(ended):
                 final["event"], final["_event"] = np.empty(self.num_envs, dtype=object), terminated
                 final["event"][ended] = self._event_names[o[ended]]
-                final["is_success"], final["_is_success"] = self._success[o], terminated
-            info["final_obs"], info["_final_obs"] = self._final_obs(obs, idx), done
+                final["is_success"], final["_is_success"] = self._success.take(o), terminated
+            if obs is None:  # Discrete: stored as Python ints, at once
+                info["final_obs"] = np.empty(self.num_envs, dtype=object)
+                info["final_obs"][idx] = self._observe(base[idx], idx)
+            else:
+                info["final_obs"] = self._final_obs(obs, idx)
+            info["_final_obs"] = done
             info["final_info"], info["_final_info"] = final, done
             self._take_starts(idx)
-            new_base = base[idx]
-            if self.obs_mode == "symbolic" and self.model.n_sign == 1:
-                obs[idx] = new_base * NUM_DIGITS + self._card[idx]
+            if obs is None:  # the whole batch: fewer numpy calls than patching the new episodes in
+                obs = self._observe(base)
             else:
-                obs = self._observe_into(obs, idx, new_base)
+                obs = self._observe_into(obs, idx, base[idx])
             if full:
                 info.update(self._episode_info(idx, done))
-                packed = packed.copy()  # the final info keeps the masks of the ended episodes
-                packed[idx] = self._masks[new_base]
         if full:
-            self._add_current(info, packed, base)
+            self._add_current(info, self._masks.take(base), base)
         if self.render_mode == "human":
             self.render()
         return obs, rewards, terminated, truncated, info
 
     def _final_obs(self, obs: Any, idx: np.ndarray) -> np.ndarray:
-        """``info["final_obs"]``: an object array with sub-env ``idx``'s observation (own copies), else None."""
-        if isinstance(obs, np.ndarray) and obs.ndim == 1:  # Discrete: stored as Python ints, at once
-            out = np.empty(self.num_envs, dtype=object)
-            out[idx] = obs[idx]
-            return out
+        """``info["final_obs"]`` of pixels and dicts: sub-env ``idx``'s observations (own copies), else None."""
         return _object_array(self.num_envs, idx, self._unbatch(obs, idx))
 
     def _check_actions(self, actions: Any) -> np.ndarray:
@@ -390,10 +406,11 @@ class GridDrivingVectorEnv(VectorEnv):
 
         ``fresh``: after reset(), every frame drawn from its background.
         """
-        raster, bg = self._raster, self._bg
+        raster, bg = self._raster, self._store
         if fresh:
             for frames, drawn, stale in zip(self._frames, self._drawn, self._stale, strict=True):
-                frames[:] = bg
+                frames[:] = raster.blanks(1)
+                raster.refresh(frames, bg, self._rows)
                 drawn[:], stale[:] = base, False  # erasing from a clean background changes nothing
         if idx is not None:  # new episodes, in the buffer that shows their last steps; the other one later
             frames = self._frames[self._buffer]

@@ -323,6 +323,6 @@ def test_pixel_frames_drawn_incrementally_equal_full_renders(kwargs):
             for i in np.flatnonzero(info.get("_final_obs", np.zeros(n, dtype=bool))):
                 assert info["final_obs"][i].base is not obs.base  # own copies: the buffers move on
         u = envs.unwrapped
-        assert np.array_equal(obs, raster.frames(u._bg, u._base)), f"step {step}"
+        assert np.array_equal(obs, raster.frames(raster.store_backgrounds(u._store), u._base)), f"step {step}"
         previous = obs
     assert resets >= 20, resets
