@@ -1,16 +1,19 @@
 """The perception ladder: the same driving task at every rung, from true symbols to raw pixels.
 
-    perceptgym ladder                       # 3 seeds; ~15 min on 2 cores (the pixels rung is most of it)
+    perceptgym ladder                       # 3 seeds; hours on 2 cores (the pixels rungs are most of it)
+    perceptgym ladder --rungs "pixels (PPO)" --seeds 0      # one rung, one seed
     perceptgym ladder --quick               # the protocol at CI budgets (3 seeds, about a minute)
     perceptgym ladder --seeds 0 --episodes 20000 --pixels-steps 20000 --eval-episodes 100   # a quick look
     perceptgym ladder --sweep               # the rungs x seeds as sweep trials on a local Ray (perceptgym[distributed])
 
 Rungs: ``symbolic`` (Q-learning on the true state), ``perceived (MLP)`` and ``perceived (CNN)`` (Q-learning
 on the state as read by the tutorial MLP or the shipped CNN), ``perceived (CNN), GAN digits`` (the CNN agents
-on GAN-drawn handwriting) and ``pixels (PPO)`` (PPO learning to read the card and sign images while it
-learns to drive). The recipes are the ``perceptgym/GridDriving-v0`` entries of q_learning.yml and ppo.yml
-in agents/hyperparams/; the flags change only the budgets. Training uses MNIST training digits;
-evaluation uses MNIST test digits (GAN digits on rung 4). Every rung reports its normalised score
+on GAN-drawn handwriting), ``pixels (PPO)`` (PPO learning to read the card and sign images from reward while
+it learns to drive), ``pixels (PPO), pretrained CNN encoder`` (the same, reading with the shipped CNN's
+layers, frozen) and ``top-down pixels (PPO)`` (the same recipe on the full raster, at a budget of minutes).
+The recipes are the ``perceptgym/GridDriving-v0`` entries of q_learning.yml and ppo.yml in agents/hyperparams/
+with each rung's overrides; the flags change only the budgets; ``--rungs`` picks some. Training uses MNIST
+training digits; evaluation uses MNIST test digits (GAN digits on rung 4). Every rung reports its normalised score
 (0 = uniform-random policy, 1 = value iteration's greedy policy, both on the rung's evaluation episodes),
 success, wrong-stop and collision rates, return, training env steps and wall time as the mean over seeds
 [95% bootstrap interval]. Writes ``ladder.json`` (per-seed numbers and the ``protocol`` summary),

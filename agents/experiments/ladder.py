@@ -7,19 +7,23 @@ Rungs (every agent is evaluated greedily on handwriting it never saw in training
 3. ``perceived (CNN)``: the same with the shipped CNN (99.3%).
 4. ``perceived (CNN), GAN digits``: the rung-3 agents, with the world drawn by the GAN instead of MNIST test.
 5. ``pixels (PPO)``: stable-baselines3 PPO on the ``dict`` observation (the car's position, heading and
-   traffic phase, plus the trip card and the sign under the car as 28×28 images), with the small CNN
-   extractor: it must learn to read the digits from pixels while it learns to drive. (The full top-down
-   ``pixels`` image, 154×126×3, is too costly for a CPU budget of minutes.)
+   traffic phase, plus the trip card and the sign under the car as 28×28 images) with ppo.yml's ``digit_slots``
+   network: it must learn to read the digits from reward while it learns to drive (training adds the env's
+   potential-based ``progress`` term, ``train_env_kwargs``; evaluation uses the default rewards).
+6. ``pixels (PPO), pretrained CNN encoder``: the same agent, its digit encoder the shipped CNN's trained
+   layers, frozen: how much of rung 5's cost is learning to read.
+7. ``top-down pixels (PPO)``: the same recipe on the full 154×126×3 raster (SB3's NatureCNN), at a budget of
+   minutes: with PPO's updates it ran at 21 env steps/s here (under load; NatureCNN over 154×126×3).
 
-The agents' recipes are the ``perceptgym/GridDriving-v0`` entries of ``q_learning.yml`` and ``ppo.yml``;
-the ladder may change only their budgets. Training uses MNIST training digits; evaluation uses MNIST test
-digits (rung 4: GAN digits). Each trained agent is a run directory under ``<out>/runs/<rung>/``.
-
-The ladder is a benchmark protocol: every rung reports success, wrong-stop and collision rates, greedy return
-and a **normalised score** (0 = the uniform-random policy, 1 = value iteration's greedy policy on the true
-state, both run on the very same evaluation episodes as the rung's agent: GridDriving's episode starts and
-cards depend only on the reset seed, not on the policy or the observation mode), plus its training env steps
-and wall time, each as the mean over seeds with a 95% percentile-bootstrap interval (``summary["protocol"]``).
+The agents' recipes are the ``perceptgym/GridDriving-v0`` entries of ``q_learning.yml`` and ``ppo.yml`` with
+each rung's ``overrides``; the ladder's settings may change only their budgets. Training uses MNIST training
+digits; evaluation uses MNIST test digits (rung 4: GAN digits). Each trained agent is a run directory under
+``<out>/runs/<rung>/``. The ladder is a benchmark protocol: every rung reports success, wrong-stop and
+collision rates, greedy return and a **normalised score** (0 = the uniform-random policy, 1 = value
+iteration's greedy policy on the true state, both run on the very same evaluation episodes as the rung's
+agent: GridDriving's episode starts and cards depend only on the reset seed, not on the policy or the
+observation mode), plus its training env steps and wall time, each as the mean over seeds with a 95%
+percentile-bootstrap interval (``summary["protocol"]``).
 """
 
 from __future__ import annotations
