@@ -90,6 +90,8 @@ class Rung:
     """evaluate the agents trained for that rung instead of training"""
     overrides: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     """changes to the agent's recipe for this rung (its budget, if given, is the rung's default budget)"""
+    in_quick: bool = True
+    """part of ``--quick`` (the top-down rung is not: one PPO rollout on the raster takes minutes)"""
 
     @property
     def slug(self) -> str:
@@ -132,6 +134,7 @@ RUNGS = (
         "mnist-test",
         "ppo",
         overrides={"features_extractor": "default", "n_timesteps": TOP_DOWN_STEPS, "eval_episodes": TOP_DOWN_EVAL},
+        in_quick=False,
     ),
 )
 
@@ -139,7 +142,8 @@ RUNGS = (
 @dataclass
 class LadderSettings:
     quick: bool = False
-    """reduced budgets for CI (3,000 Q-learning episodes, 2,048 PPO steps, 50 evaluation episodes)"""
+    """reduced budgets for CI (3,000 Q-learning episodes, 2,048 PPO steps, 50 evaluation episodes; no top-down
+    rung)"""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """one full ladder per seed"""
     episodes: int | None = None
@@ -182,7 +186,7 @@ class LadderSettings:
 
 def budgets(settings: LadderSettings) -> dict[str, dict[str, int]]:
     """Per rung: its training budget and evaluation episodes (the settings, else quick's, else the rung's own
-    budget, else its agent's YAML's)."""
+    budget, else its agent's YAML's); 0 (not run) for a rung that is not part of ``--quick``."""
     quick = QUICK if settings.quick else {}
     eval_episodes = settings.eval_episodes or quick.get("eval_episodes")
     out = {}
@@ -190,7 +194,9 @@ def budgets(settings: LadderSettings) -> dict[str, dict[str, int]]:
         hyperparams = rung_recipe(rung)
         name = "episodes" if budget_key(rung.agent) == "n_episodes" else "pixels_steps"
         budget = getattr(settings, name)
-        if budget is None:
+        if budget is None and settings.quick and not rung.in_quick:
+            budget = 0
+        elif budget is None:
             budget = quick.get(name, hyperparams[budget_key(rung.agent)])
         out[rung.name] = {"budget": budget, "eval_episodes": eval_episodes or hyperparams["eval_episodes"]}
     return out

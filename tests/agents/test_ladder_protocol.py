@@ -84,7 +84,8 @@ def test_reference_episodes_do_not_depend_on_the_observation_mode():
 def test_quick_settings_are_three_seeds_at_ci_budgets():
     quick = budgets(LadderSettings(quick=True))
     assert quick["symbolic"]["budget"] == 3_000 and quick["pixels (PPO)"]["budget"] == 2_048
-    assert quick["top-down pixels (PPO)"]["budget"] == quick["pixels (PPO), pretrained CNN encoder"]["budget"] == 2_048
+    assert quick["pixels (PPO), pretrained CNN encoder"]["budget"] == 2_048
+    assert quick["top-down pixels (PPO)"]["budget"] == 0  # not part of --quick: one rollout on the raster is minutes
     assert {b["eval_episodes"] for b in quick.values()} == {50}
     assert LadderSettings(quick=True).seeds == [0, 1, 2]
     assert budgets(LadderSettings(quick=True, episodes=500))["perceived (CNN)"]["budget"] == 500  # a flag wins
@@ -130,3 +131,18 @@ def test_ladder_rows_carry_the_protocol(tmp_path):
     assert (
         "| symbolic | " in table and f"{symbolic['mean']:.3f} [{symbolic['low']:.3f}, {symbolic['high']:.3f}]" in table
     )
+
+
+def test_the_top_down_rung_trains_a_cnn_on_the_raster_and_is_evaluated(tmp_path):
+    """The top-down rung is not part of --quick (minutes per rollout): its path at a tiny size."""
+    from perceptgym.agents.experiments.driving import evaluate_run, train_driving
+    from perceptgym.agents.experiments.ladder import RUNGS
+
+    rung = next(r for r in RUNGS if r.name == "top-down pixels (PPO)")
+    small = {**rung.overrides, "n_envs": 2, "n_steps": 16, "batch_size": 32, "n_epochs": 1}
+    run = train_driving(rung.agent, rung.env_kwargs, seed=0, runs_dir=tmp_path, budget=32, overrides=small)
+    config = json.loads((run.run_dir / "config.json").read_text())
+    assert config["run_settings"]["env_kwargs"]["obs_mode"] == "pixels"
+    assert config["agent_config"]["features_extractor"] == "default"  # SB3's NatureCNN over 154x126x3
+    row = evaluate_run(run.run_dir, rung.eval_source, 2, seed=0)
+    assert 0.0 <= row["success_rate"] <= 1.0 and np.isfinite(row["mean_return"])
