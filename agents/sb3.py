@@ -938,7 +938,13 @@ def _weights(state: dict[str, Any], half: bool) -> dict[str, Any]:
     """A state dict, its floating-point tensors in float16 when ``half`` (load_state_dict casts them back)."""
     if not half:
         return state
-    return {k: v.half() if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in state.items()}
+    halves: dict[tuple[int, torch.Size], torch.Tensor] = {}  # SB3 lists a shared extractor under three names:
+    out = {}  # one half copy each, so that the file stores it once, as it does the float32 original
+    for k, v in state.items():
+        if isinstance(v, torch.Tensor) and v.is_floating_point():
+            v = halves.setdefault((v.data_ptr(), v.shape), v.half())
+        out[k] = v
+    return out
 
 
 def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:

@@ -86,7 +86,8 @@ def plot_curves(
     fig, ax = subplots(figsize=(7, 4.5), dpi=120)
     for label, (grid, ys) in sorted(curves.items()):
         mean, std = ys.mean(axis=0), ys.std(axis=0)
-        ax.plot(grid, mean, label=f"{label.split('__')[-1]} ({ys.shape[0]} seeds)")
+        seeds = f"{ys.shape[0]} seed" + ("s" if ys.shape[0] != 1 else "")
+        ax.plot(grid, mean, label=f"{label.split('__')[-1]} ({seeds})")
         ax.fill_between(grid, mean - std, mean + std, alpha=0.25)
     ax.set_xlabel("episode" if x == "episode" else "env steps")
     ax.set_ylabel(f"{METRICS[metric]} (moving average)")

@@ -367,7 +367,7 @@ def plot_deep_curves(runs: dict[str, list[Path]], path: str | Path, smooth: int 
     curves = {}
     for name, run_dirs in runs.items():
         curves.update(group_curves(run_dirs, "global_step", smooth, metric="success", label=name))
-    title = f"Deep rungs on GridDriving-v0: training success (moving average of {smooth} episodes)"
+    title = f"Deep rungs: training success (moving average of {smooth} episodes)"
     return plot_curves(curves, path, "global_step", title=title, ylim=(0.0, 1.0), metric="success")
 
 
