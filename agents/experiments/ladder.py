@@ -69,7 +69,7 @@ PROTOCOL_KEYS = (
 """the numbers every rung reports as mean and 95% bootstrap interval over seeds"""
 
 
-PRETRAINED_STEPS = 1_000_000
+PRETRAINED_STEPS = 1_500_000
 """env steps of the pretrained-encoder rung (ppo.yml's recipe, the shipped CNN's layers frozen as its reader)"""
 TOP_DOWN_STEPS = 16_384
 """env steps of the top-down pixels rung (ppo.yml's recipe over the 154x126x3 raster, SB3's NatureCNN)"""
