@@ -942,7 +942,10 @@ def _weights(state: dict[str, Any], half: bool) -> dict[str, Any]:
     out = {}  # one half copy each, so that the file stores it once, as it does the float32 original
     for k, v in state.items():
         if isinstance(v, torch.Tensor) and v.is_floating_point():
-            v = halves.setdefault((v.data_ptr(), v.shape), v.half())
+            key = (v.data_ptr(), v.shape)
+            if key not in halves:
+                halves[key] = v.half()
+            v = halves[key]
         out[k] = v
     return out
 

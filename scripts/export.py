@@ -1,6 +1,6 @@
 """Ship a trained agent: a run's ``config.json`` and its agent, small, in a folder of its own.
 
-    perceptgym export reports/ladder/runs/pixels-ppo/<run> --out agents/checkpoints/grid_driving_dict_ppo
+    perceptgym export reports/ladder/runs/pixels-ppo/<run> --out agents/checkpoints/ppo_grid_driving_dict
 
 SB3 agents are written for inference (the policy alone, float16 weights: about a quarter of the run's
 ``model.pt``, which also holds the optimiser); tabular and bandit agents as they are. The folder opens like

@@ -141,10 +141,19 @@ def test_a_masked_agent_is_evaluated_within_the_mask():
     env.close()
 
 
+def assert_learns_and_reloads(agent, env, obs, folder):
+    """A short update, a save and a load: the reloaded agent acts as the saved one."""
+    from perceptgym.agents.sb3 import PPOAgent
+
+    agent.learn(env, 32)
+    again = PPOAgent.load(agent.save(folder / "model"), env.observation_space, env.action_space)
+    assert again.act(obs) == agent.act(obs)
+
+
 def test_digit_encoder_reads_card_and_sign_with_one_network(tmp_path):
     import torch
 
-    from perceptgym.agents.sb3 import DigitDictExtractor, PPOAgent
+    from perceptgym.agents.sb3 import DigitDictExtractor
 
     env = make_env(GRID, {"obs_mode": "dict"})
     config = {"n_envs": 1, "n_steps": 16, "batch_size": 16, "features_extractor": "digit_encoder", "features_dim": 32}
@@ -154,10 +163,7 @@ def test_digit_encoder_reads_card_and_sign_with_one_network(tmp_path):
     # one set of convolution weights for both images: what it learns reading cards, it knows on signs
     assert sum(isinstance(m, torch.nn.Conv2d) for m in extractor.modules()) == 2
     obs, _ = env.reset(seed=0)
-    agent.learn(env, 32)
-    path = agent.save(tmp_path / "model")
-    again = PPOAgent.load(path, env.observation_space, env.action_space)
-    assert again.act(obs) == agent.act(obs)
+    assert_learns_and_reloads(agent, env, obs, tmp_path)
     with pytest.raises(ValueError, match="digit_encoder"):
         make_agent("ppo", gym.spaces.Discrete(4), gym.spaces.Discrete(2), {"features_extractor": "digit_encoder"})
     env.close()
@@ -166,7 +172,7 @@ def test_digit_encoder_reads_card_and_sign_with_one_network(tmp_path):
 def test_digit_slots_mix_one_state_table_per_card_reading(tmp_path):
     import torch
 
-    from perceptgym.agents.sb3 import DigitSlotsExtractor, PPOAgent
+    from perceptgym.agents.sb3 import DigitSlotsExtractor
 
     env = make_env(GRID, {"obs_mode": "dict"})
     config = {"n_envs": 1, "n_steps": 16, "batch_size": 16, "features_extractor": "digit_slots", "features_dim": 8}
@@ -184,10 +190,7 @@ def test_digit_slots_mix_one_state_table_per_card_reading(tmp_path):
     # the state embedding scaled by each slot's probability: a linear head on it mixes per-slot tables
     torch.testing.assert_close(features[0, :32].reshape(8, 4), state[:, None] * reading[0][None, :])
     torch.testing.assert_close(features[0, 32:40], state)  # and the state alone, for what every goal shares
-    agent.learn(env, 32)
-    path = agent.save(tmp_path / "model")
-    again = PPOAgent.load(path, env.observation_space, env.action_space)
-    assert again.act(obs) == agent.act(obs)
+    assert_learns_and_reloads(agent, env, obs, tmp_path)
     with pytest.raises(ValueError, match="digit_slots"):
         make_agent("ppo", gym.spaces.Discrete(4), gym.spaces.Discrete(2), {"features_extractor": "digit_slots"})
     with pytest.raises(ValueError, match="card"):  # a Dict without the card key

@@ -113,6 +113,7 @@ CASES = [
     ("evaluate {no_env_id}", "no checkpoint"),
     ("evaluate {garbage_pt} --env Taxi-v4", "garbage.pt: not a readable perceptgym checkpoint"),
     ("evaluate {run} --episodes abc", "--episodes"),
+    ("ladder --rungs nope", "rungs=['nope']: choose among"),
     ("export {nowhere} --out shipped", "no such run directory or checkpoint"),
     ("export {no_config} --out shipped", "no checkpoint"),
     ("export {run} --out {run}", "holds a run already"),
