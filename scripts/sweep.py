@@ -2,7 +2,7 @@
 
     perceptgym sweep agents/sweeps/frozenlake_example.yml --out reports/sweep   # a local Ray, one trial per CPU
     perceptgym sweep FILE --out DIR --address 10.0.0.5:6379                      # an existing Ray cluster
-    perceptgym sweep --resume DIR                                # after Ctrl-C: only the unfinished trials
+    perceptgym sweep --resume DIR                                # after Ctrl-C or kill: the unfinished trials
 
 The sweep file (YAML) names ``env``/``envs``, ``agent``/``agents``, ``seeds``, a ``grid`` (setting -> values)
 and/or a ``search`` (setting -> distribution, sampled by Optuna, with ASHA stopping poor trials early) and
@@ -12,7 +12,7 @@ trial, per-config mean, IQM and 95% bootstrap CIs over seeds, the best config by
 ``results.md`` and ``results.png``. Needs the extra: pip install "perceptgym[distributed]".
 
 Exit codes: 0 done, 1 done but some trials failed, 2 bad input, 3 time budget reached (resume to go on),
-130 interrupted (resume to go on).
+130 interrupted by Ctrl-C or SIGTERM (resume to go on).
 """
 
 from __future__ import annotations

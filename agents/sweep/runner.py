@@ -420,11 +420,17 @@ _TUNE_LOGGERS = {
 }
 
 
+# Ctrl-C, and SIGTERM (what `kill`, a job scheduler or a container stop sends a sweep started in the
+# background, where Ctrl-C cannot reach it): both stop the sweep the same way, results written, resumable.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextmanager
 def _quiet_tune():
     """Only our progress lines and our Ctrl-C: Tune's legacy reporter at verbose=0 is silent (the new one
     still prints a header), its hints about ``Tuner.restore`` are hidden (ours is ``--resume DIR``), and
-    Ctrl-C raises KeyboardInterrupt here instead of Tune's handler ending the run as if it were done. Tune's own
+    Ctrl-C (or SIGTERM) raises KeyboardInterrupt here instead of Tune's handler ending the run as if it were
+    done. Tune's own
     per-trial CSV/JSON/TensorBoardX loggers are off: results.json and each run's progress.csv hold the same
     numbers, and TensorBoardX's exit hook could hang the program after a Ctrl-C (its writer thread joined at
     exit waits on a queue that nobody feeds any more; seen in the Ctrl-C test)."""
@@ -432,15 +438,16 @@ def _quiet_tune():
     before = {name: os.environ.get(name) for name in env}
     levels = {name: logging.getLogger(name).level for name in _TUNE_LOGGERS}
     main = threading.current_thread() is threading.main_thread()  # only there can handlers change
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGUSR1)} if main else {}
+    handlers = {sig: signal.getsignal(sig) for sig in (*_STOP_SIGNALS, signal.SIGUSR1)} if main else {}
     caught: list[int] = []  # Ctrl-C seen, even where Tune's loop catches the KeyboardInterrupt and returns
 
-    def on_sigint(signum: int, frame: Any) -> None:
+    def on_stop(signum: int, frame: Any) -> None:
         caught.append(signum)
         raise KeyboardInterrupt
 
     if main:
-        signal.signal(signal.SIGINT, on_sigint)
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, on_stop)
     os.environ.update(env)
     for name, level in _TUNE_LOGGERS.items():
         logging.getLogger(name).setLevel(level)

@@ -351,7 +351,9 @@ def test_a_crashing_trial_is_reported_and_a_killed_worker_is_retried_once(ray_cl
 
 
 @pytest.mark.slow
-def test_ctrl_c_then_resume_finishes_every_trial_exactly_once(ray_cluster, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_then_resume_finishes_every_trial_exactly_once(ray_cluster, tmp_path, stop):
+    """Ctrl-C (SIGINT) or a kill (SIGTERM: a sweep started in the background) stops the sweep resumably."""
     address, env = ray_cluster
     sweep = {**EXAMPLE, "set": {"n_episodes": 12000, "checkpoint_every": 1000, "eval_episodes": 200}}
     out = tmp_path / "sweep"
@@ -360,10 +362,11 @@ def test_ctrl_c_then_resume_finishes_every_trial_exactly_once(ray_cluster, tmp_p
     while not (out / "results.json").is_file() or not any(t["status"] == "finished" for t in _results(out)["trials"]):
         assert proc.poll() is None and time.time() < deadline, proc.communicate()[0][-4000:]
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    proc.send_signal(stop)
     text, _ = proc.communicate(timeout=300)
     assert proc.returncode == 130, text[-4000:]
     assert f"perceptgym sweep --resume {out}" in text
+    assert (out / "results.md").is_file()
     before = _results(out)
     finished = {t["key"] for t in before["trials"] if t["status"] == "finished"}
     assert 1 <= len(finished) < 4
