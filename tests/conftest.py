@@ -1,8 +1,9 @@
-"""Shared fixtures: headless SDL, a fixed seed, and tiny stub perception models (no torch, no data)."""
+"""Shared fixtures: headless SDL, a fixed seed, and tiny stub perception models (no torch, no data); the file order."""
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -11,6 +12,22 @@ import numpy as np
 import pytest
 
 SEED = 12345
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest files first: pytest-xdist hands out whole files in this order (pyproject: ``--dist loadfile
+    --no-loadscope-reorder``), so a long file started last does not run alone while the other workers idle.
+
+    A file's length is the sum of its tests' ``@pytest.mark.slow(seconds=...)`` (measured, one test at a time);
+    files without one follow, those with more tests first (xdist's own order). A file's tests keep their order.
+    """
+    seconds: Counter = Counter()
+    tests = Counter(item.path for item in items)
+    for item in items:
+        mark = item.get_closest_marker("slow")
+        seconds[item.path] += mark.kwargs.get("seconds", 0) if mark is not None else 0
+    first_seen = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
+    items.sort(key=lambda item: (-seconds[item.path], -tests[item.path], first_seen[item.path]))
 
 
 @pytest.fixture

@@ -96,7 +96,7 @@ def test_unknown_subcommand_is_one_line_and_exit_2():
     assert out.stderr.strip().count("\n") == 0 and "unknown command 'trian'" in out.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=70)
 def test_wheel_holds_only_perceptgym_and_installs_beside_agents_and_scripts(tmp_path):
     """A user's own ``agents`` and ``scripts`` packages keep working next to an installed perceptgym wheel."""
     wheels = tmp_path / "wheels"

@@ -16,7 +16,7 @@ from perceptgym.agents.vec_env import make_sb3_vec_env
 GRID = "perceptgym/GridDriving-v0"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=33)
 def test_dqn_defaults_reach_the_optimum_on_cliff_walking():
     """SB3's Atari defaults (target every 10,000 steps, exploration over 10% of the run) never find the goal here."""
     assert load_hyperparams("dqn", "CliffWalking-v1").keys() <= {"n_timesteps", "eval_episodes"}  # no tuned entry
@@ -225,7 +225,7 @@ def test_pretrained_encoder_is_the_shipped_cnns_trained_layers_frozen():
     env.close()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=280)
 def test_a_short_run_of_the_dict_recipe_beats_the_untrained_policy(tmp_path):
     """ppo.yml's GridDriving-v0 recipe on the native vector env, 300k steps: greedy success on unseen handwriting
     rises from the untrained policy's (seeded: the same numbers every run)."""

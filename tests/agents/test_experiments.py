@@ -164,7 +164,7 @@ def test_tiny_ladder_rows_are_run_directories(tmp_path):
     assert (tmp_path / "ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=77)
 def test_ladder_pixels_rung_is_a_ppo_run_directory(tmp_path):
     settings = LadderSettings(seeds=[0], episodes=50, pixels_steps=1024, eval_episodes=3, out=tmp_path, progress=False)
     summary = run_ladder(settings)

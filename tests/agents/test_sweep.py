@@ -350,7 +350,7 @@ def test_a_crashing_trial_is_reported_and_a_killed_worker_is_retried_once(ray_cl
     assert len([p for p in folder.iterdir() if p.is_dir()]) == 1
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=30)
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_then_resume_finishes_every_trial_exactly_once(ray_cluster, tmp_path, stop):
     """Ctrl-C (SIGINT) or a kill (SIGTERM: a sweep started in the background) stops the sweep resumably."""
@@ -477,7 +477,7 @@ def test_ladder_sweep_settings_and_an_earlier_sweep_folder_are_refused(tmp_path)
         run_ladder(settings)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=92)
 def test_ladder_sweep_is_the_ladder_with_its_rungs_and_seeds_as_trials(tmp_path):
     from perceptgym.agents.experiments.ladder import (
         PROTOCOL_KEYS,

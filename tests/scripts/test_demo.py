@@ -77,7 +77,7 @@ def test_small_demo_in_process_is_deterministic_and_its_runs_reproduce_the_repor
         assert f"success rate {r['success_rate']:.3f}" in out
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=83)
 def test_demo_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "report"
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
