@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -131,9 +132,17 @@ def test_curves_group_seeds_and_smooth(symbolic_runs):
 
 
 def test_ladder_settings_are_validated():
-    for kwargs, match in (({"seeds": []}, "seeds"), ({"episodes": 0}, "episodes=0"), ({"pixels_steps": -1}, "pixels")):
+    gan_rung = "perceived (CNN), GAN digits"  # evaluates the agents the "perceived (CNN)" rung trains
+    for kwargs, match in (
+        ({"seeds": []}, "seeds"),
+        ({"episodes": 0}, "episodes=0"),
+        ({"pixels_steps": -1}, "pixels"),
+        ({"rungs": []}, "choose among"),
+        ({"rungs": [gan_rung]}, re.escape(f"{gan_rung!r} evaluates the agents of 'perceived (CNN)': add it")),
+    ):
         with pytest.raises(ValueError, match=match):
             LadderSettings(**kwargs)
+    assert LadderSettings(rungs=[gan_rung, "perceived (CNN)"]).rungs == [gan_rung, "perceived (CNN)"]
 
 
 def test_tiny_ladder_rows_are_run_directories(tmp_path):
