@@ -26,8 +26,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         mark = item.get_closest_marker("slow")
         seconds[item.path] += mark.kwargs.get("seconds", 0) if mark is not None else 0
-    first_seen = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
-    items.sort(key=lambda item: (-seconds[item.path], -tests[item.path], first_seen[item.path]))
+    items.sort(key=lambda item: (-seconds[item.path], -tests[item.path]))  # stable: ties keep collection order
 
 
 @pytest.fixture
