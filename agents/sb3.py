@@ -57,6 +57,7 @@ from perceptgym.agents.base import (
 )
 from perceptgym.agents.config import check_choice, check_positive_int, check_range, config_from_dict
 from perceptgym.agents.loop import Episode, EpisodeCallback, is_success
+from perceptgym.agents.slot_table import CardSlots, SlotTableDQNPolicy, TableAdam
 from perceptgym.agents.vec_env import make_sb3_vec_env
 from perceptgym.supervised.checkpoint import check_header, load_checkpoint, load_npz, save_checkpoint, save_npz
 from perceptgym.supervised.classifier import InferenceNet, folded_features, load_classifier
@@ -84,7 +85,7 @@ UNTRUSTED_ZIP = (
     "if you made it yourself: pass trust_checkpoint=True (--trust-checkpoint), then save the agent again to "
     "convert it to perceptgym's safe .pt format"
 )
-FEATURE_EXTRACTORS = ("auto", "small_cnn", "digit_encoder", "digit_slots", "default")
+FEATURE_EXTRACTORS = ("auto", "small_cnn", "digit_encoder", "digit_slots", "digit_table", "default")
 
 
 # ---- feature extractors ------------------------------------------------------------------------------------
@@ -520,9 +521,16 @@ class DQNConfig(SB3Config):
     exploration_initial_eps: float = 1.0
     exploration_final_eps: float = 0.05
     max_grad_norm: float = 10.0
+    table_alpha: float = 0.1
+    shared_table: bool = True
+    """digit_table: a Q-table shared by all cards besides the per-slot ones"""
+    double_q: bool = False
+    """digit_table: double Q-learning's target (the online network chooses, the target network values)"""
+    """digit_table: the tables' Q-learning step (each entry moves by this times each TD error that uses it)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_range("table_alpha", self.table_alpha, 0.0, 10.0, low_open=True)
         for name in ("buffer_size", "batch_size", "train_freq", "target_update_interval"):
             check_positive_int(name, getattr(self, name))
         check_positive_int("learning_starts", self.learning_starts, allow_zero=True)
@@ -532,6 +540,12 @@ class DQNConfig(SB3Config):
         for name in ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps"):
             check_range(name, getattr(self, name), 0.0, 1.0)
         check_range("max_grad_norm", self.max_grad_norm, 0.0, 1e6, low_open=True)
+
+    def algo_kwargs(self) -> dict[str, Any]:
+        kwargs = super().algo_kwargs()
+        for name in ("table_alpha", "shared_table", "double_q"):  # the digit_table policy's, not DQN's
+            del kwargs[name]
+        return kwargs
 
 
 # ---- callback ----------------------------------------------------------------------------------------------
@@ -661,23 +675,23 @@ class SB3Agent:
                 **self.config.algo_kwargs(),
             )
 
-    def _policy(self) -> tuple[str, dict[str, Any]]:
+    def _policy(self) -> tuple[str | type, dict[str, Any]]:
         space, cfg = self.observation_space, self.config
         kwargs: dict[str, Any] = {}
         if cfg.net_arch is not None:
             kwargs["net_arch"] = list(cfg.net_arch)
         small = cfg.features_extractor == "small_cnn" or cfg.features_extractor == "auto"
+        if cfg.features_extractor.startswith("digit_") and not isinstance(space, gym.spaces.Dict):
+            raise ValueError(
+                f"features_extractor={cfg.features_extractor!r} needs a Dict observation space, got {space}"
+            )
         if cfg.features_extractor == "digit_encoder":
-            if not isinstance(space, gym.spaces.Dict):
-                raise ValueError(f"features_extractor='digit_encoder' needs a Dict observation space, got {space}")
             kwargs.update(
                 features_extractor_class=DigitDictExtractor,
                 features_extractor_kwargs={"digit_dim": cfg.features_dim, "state_dim": cfg.features_dim},
             )
             return "MultiInputPolicy", kwargs
         if cfg.features_extractor == "digit_slots":
-            if not isinstance(space, gym.spaces.Dict):
-                raise ValueError(f"features_extractor='digit_slots' needs a Dict observation space, got {space}")
             kwargs.update(
                 features_extractor_class=DigitSlotsExtractor,
                 features_extractor_kwargs={
@@ -688,6 +702,19 @@ class SB3Agent:
                 },
             )
             return "MultiInputPolicy", kwargs
+        if cfg.features_extractor == "digit_table":
+            if not isinstance(cfg, DQNConfig):
+                raise ValueError("features_extractor='digit_table' is a Q-table head: it is for dqn only")
+            kwargs.pop("net_arch", None)
+            extractor = {"n_slots": cfg.n_slots, "digit_dim": cfg.features_dim, "shared_table": cfg.shared_table}
+            kwargs.update(
+                features_extractor_class=CardSlots,
+                features_extractor_kwargs=extractor,
+                optimizer_class=TableAdam,
+                optimizer_kwargs={"table_step": cfg.table_alpha * cfg.batch_size},
+                double_q=cfg.double_q,
+            )
+            return SlotTableDQNPolicy, kwargs
         if isinstance(space, gym.spaces.Dict):
             if small and any(is_image_like(s) for s in space.spaces.values()):
                 kwargs.update(
@@ -784,6 +811,8 @@ class SB3Agent:
     def _policy_description(self) -> dict[str, Any]:
         """The policy class and kwargs as JSON (classes by name): saved, and compared on load with what is rebuilt."""
         policy, kwargs = self._policy()
+        if not isinstance(policy, str):
+            policy = policy.__name__
         return {"policy": policy, "policy_kwargs": json.loads(json.dumps(kwargs, default=lambda v: v.__name__))}
 
     def save(self, path: str | Path, *, replay_buffer: bool = False, inference: bool = False) -> Path:

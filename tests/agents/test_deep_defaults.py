@@ -243,3 +243,66 @@ def test_a_short_run_of_the_dict_recipe_beats_the_untrained_policy(tmp_path):
     print(f"untrained {before}\ntrained {after}")
     assert after["success_rate"] >= before["success_rate"] + 0.05
     assert after["mean_return"] > before["mean_return"]
+
+
+def test_digit_table_dqn_is_one_q_table_per_card_slot_updated_as_q_learning(tmp_path):
+    import torch
+
+    from perceptgym.agents.sb3 import DQNAgent
+    from perceptgym.agents.slot_table import CardSlots, SlotTableQNetwork
+
+    env = make_env(GRID, {"obs_mode": "dict"})
+    config = {"features_extractor": "digit_table", "features_dim": 8, "n_slots": 4, "batch_size": 16}
+    config.update(learning_starts=0, train_freq=1, table_alpha=0.25)
+    agent = make_agent("dqn", env.observation_space, env.action_space, config, seed=0)
+    q_net = agent.model.policy.q_net
+    assert isinstance(q_net, SlotTableQNetwork) and isinstance(q_net.features_extractor, CardSlots)
+    assert q_net.table.shape == (env.observation_space["state"].n, 4 + 1, env.action_space.n)
+    obs, _ = env.reset(seed=0)
+    batch = {k: torch.as_tensor(np.asarray(v)[None]) for k, v in obs.items()}
+    q_net.set_training_mode(False)
+    with torch.no_grad():
+        q_net.table.normal_()
+        weights = q_net.features_extractor({"card": batch["card"]})
+        q = q_net(batch)
+    assert weights.shape == (1, 5) and float(weights[0, -1]) == 1.0  # the card's slot weights, then the shared table
+    torch.testing.assert_close(weights[0, :4].sum(), torch.tensor(1.0))
+    torch.testing.assert_close(q[0], weights[0] @ q_net.table[int(obs["state"])])
+
+    # the tables take a plain gradient step of table_alpha * batch_size (Q-learning's update), the rest Adam
+    optimizer = agent.model.policy.optimizer
+    table_group = next(g for g in optimizer.param_groups if "table_step" in g)
+    assert table_group["params"] == [q_net.table] and table_group["table_step"] == 0.25 * 16
+    before = q_net.table.detach().clone()
+    optimizer.zero_grad()
+    q_net.set_training_mode(True)
+    loss = q_net({k: v.repeat(16, *([1] * (v.dim() - 1))) for k, v in batch.items()})[:, 2].mean()
+    loss.backward()
+    grad = q_net.table.grad.clone()
+    optimizer.step()
+    torch.testing.assert_close(q_net.table.detach(), before - 4.0 * grad)
+    assert optimizer.state[q_net.table] == {}  # no Adam moments for the tables
+
+    agent.learn(env, 64)
+    again = DQNAgent.load(agent.save(tmp_path / "model"), env.observation_space, env.action_space)
+    assert again.act(obs) == agent.act(obs)
+
+    # double_q: the target network values the action the online network picks (SB3 takes the max of its output)
+    double = make_agent("dqn", env.observation_space, env.action_space, {**config, "double_q": True}, seed=0)
+    policy = double.model.policy
+    assert len(list(policy.q_net_target.parameters())) == len(list(policy.q_net.parameters()))  # no shared weights
+    with torch.no_grad():
+        policy.q_net.table.normal_(generator=torch.Generator().manual_seed(1))
+        policy.q_net_target.table.normal_(generator=torch.Generator().manual_seed(2))
+        policy.set_training_mode(False)
+        online, target = policy.q_net(batch), policy.q_net_target.q_values(batch)
+        assert int(target.argmax()) != int(online.argmax())  # the seeds above make the two disagree
+        torch.testing.assert_close(policy.q_net_target(batch), target[:, online.argmax(1)].expand_as(target))
+    with pytest.raises(ValueError, match="dqn only"):
+        make_agent("ppo", env.observation_space, env.action_space, {"features_extractor": "digit_table"})
+    with pytest.raises(ValueError, match="card"):
+        space = gym.spaces.Dict({"state": gym.spaces.Discrete(3), "sign": env.observation_space["sign"]})
+        make_agent("dqn", space, env.action_space, {"features_extractor": "digit_table"})
+    with pytest.raises(ValueError, match="table_alpha"):
+        DQNConfig(table_alpha=0.0)
+    env.close()
