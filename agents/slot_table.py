@@ -40,9 +40,10 @@ from perceptgym.agents.config import check_positive_int
 class TableAdam(torch.optim.Adam):
     """Adam, except for parameters with ``is_q_table`` set: those take a plain gradient step of ``table_step``.
 
-    ``table_step`` is fixed (SB3's learning-rate schedule, which sets every group's ``lr``, does not change it).
-    With a loss that is the mean over a batch of ``B`` TD errors, ``table_step = alpha * B`` moves each table
-    entry by ``alpha`` times the (Huber-clipped) TD error of every transition in the batch that uses it.
+    ``table_step`` is the step at the initial learning rate; it follows the learning rate's schedule (SB3 sets
+    every group's ``lr``: a linearly decaying rate decays the tables' step with it). With a loss that is the mean
+    over a batch of ``B`` TD errors, ``table_step = alpha * B`` moves each table entry by ``alpha`` times the
+    (Huber-clipped) TD error of every transition in the batch that uses it.
     """
 
     def __init__(self, params: Any, lr: float = 1e-3, table_step: float = 1.0, **kwargs: Any):
@@ -53,7 +54,7 @@ class TableAdam(torch.optim.Adam):
         others = [p for p in params if not getattr(p, "is_q_table", False)]
         groups = [{"params": others}]
         if tables:
-            groups.append({"params": tables, "table_step": float(table_step)})
+            groups.append({"params": tables, "table_step": float(table_step), "table_lr0": float(lr)})
         super().__init__(groups, lr=lr, **kwargs)
 
     @torch.no_grad()
@@ -62,7 +63,7 @@ class TableAdam(torch.optim.Adam):
             if "table_step" in group:
                 for p in group["params"]:
                     if p.grad is not None:
-                        p.add_(p.grad, alpha=-group["table_step"])
+                        p.add_(p.grad, alpha=-group["table_step"] * group["lr"] / group["table_lr0"])
                         p.grad = None  # Adam below skips parameters without a gradient
         return super().step(closure)
 

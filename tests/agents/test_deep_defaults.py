@@ -253,7 +253,7 @@ def test_digit_table_dqn_is_one_q_table_per_card_slot_updated_as_q_learning(tmp_
 
     env = make_env(GRID, {"obs_mode": "dict"})
     config = {"features_extractor": "digit_table", "features_dim": 8, "n_slots": 4, "batch_size": 16}
-    config.update(learning_starts=0, train_freq=1, table_alpha=0.25)
+    config.update(learning_starts=0, train_freq=1, table_alpha=0.25, buffer_size=1000)
     agent = make_agent("dqn", env.observation_space, env.action_space, config, seed=0)
     q_net = agent.model.policy.q_net
     assert isinstance(q_net, SlotTableQNetwork) and isinstance(q_net.features_extractor, CardSlots)
@@ -282,6 +282,12 @@ def test_digit_table_dqn_is_one_q_table_per_card_slot_updated_as_q_learning(tmp_
     optimizer.step()
     torch.testing.assert_close(q_net.table.detach(), before - 4.0 * grad)
     assert optimizer.state[q_net.table] == {}  # no Adam moments for the tables
+    for group in optimizer.param_groups:  # the step follows the learning-rate schedule (SB3 sets every lr)
+        group["lr"] /= 2
+    before = q_net.table.detach().clone()
+    q_net.table.grad = grad.clone()
+    optimizer.step()
+    torch.testing.assert_close(q_net.table.detach(), before - 2.0 * grad)
 
     agent.learn(env, 64)
     again = DQNAgent.load(agent.save(tmp_path / "model"), env.observation_space, env.action_space)
