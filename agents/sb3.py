@@ -522,11 +522,11 @@ class DQNConfig(SB3Config):
     exploration_final_eps: float = 0.05
     max_grad_norm: float = 10.0
     table_alpha: float = 0.1
+    """digit_table: the tables' Q-learning step (each entry moves by this times each TD error that uses it)"""
     shared_table: bool = True
     """digit_table: a Q-table shared by all cards besides the per-slot ones"""
     double_q: bool = False
     """digit_table: double Q-learning's target (the online network chooses, the target network values)"""
-    """digit_table: the tables' Q-learning step (each entry moves by this times each TD error that uses it)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
