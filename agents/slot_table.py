@@ -30,7 +30,6 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
@@ -136,9 +135,11 @@ class SlotTableQNetwork(QNetwork):
         return self.q_values(obs)
 
     def q_values(self, obs: Any) -> torch.Tensor:
-        pre = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
-        weights = self.features_extractor(pre)
-        base = pre[self.features_extractor.state_key].flatten(1).argmax(1)
+        # the raw observation: SmallCnn scales the uint8 card itself, and the state is read as an index (SB3's
+        # preprocess_obs would one-hot encode it only for this to take the argmax back)
+        extractor = self.features_extractor
+        weights = extractor({extractor.context_key: obs[extractor.context_key]})
+        base = obs[extractor.state_key].long().reshape(-1)
         return torch.einsum("bk,bka->ba", weights, self.table[base])
 
 
