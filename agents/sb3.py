@@ -853,7 +853,7 @@ class SB3Agent:
             meta["replay_buffer"] = replay_path.name
         payload = {
             "meta": json.dumps(meta),
-            "params": {name: _weights(recursive_getattr(model, name).state_dict(), inference) for name in names},
+            "params": {name: self._saved_weights(recursive_getattr(model, name), name, inference) for name in names},
             "torch_variables": {name: recursive_getattr(model, name) for name in variables},
             "global_rngs": self._global_rngs.states.to_payload(),
         }
@@ -907,6 +907,8 @@ class SB3Agent:
         model = agent.model
         try:
             for name, state in ck["params"].items():
+                if meta.get("inference") and name == "policy":
+                    state = agent._with_targets(state)
                 recursive_getattr(model, name).load_state_dict(state)
             for name, tensor in ck["torch_variables"].items():
                 recursive_setattr(model, name, tensor)
@@ -921,6 +923,24 @@ class SB3Agent:
         if meta.get("replay_buffer"):
             _load_replay_buffer(model.replay_buffer, path.with_name(meta["replay_buffer"]))
         return agent
+
+    target_networks: ClassVar[dict[str, str]] = {}
+    """the policy's target networks, each by the network it copies (``"q_net_target."`` -> ``"q_net."``): an
+    inference checkpoint leaves them out, and loading one makes each a copy of its network again"""
+
+    def _saved_weights(self, module: torch.nn.Module, name: str, inference: bool) -> dict[str, Any]:
+        state = module.state_dict()
+        if inference and name == "policy":
+            state = {k: v for k, v in state.items() if not k.startswith(tuple(self.target_networks))}
+        return _weights(state, inference)
+
+    def _with_targets(self, state: dict[str, Any]) -> dict[str, Any]:
+        """An inference checkpoint's policy weights with the target networks filled in from their networks."""
+        out = dict(state)
+        for target, source in self.target_networks.items():
+            if not any(k.startswith(target) for k in state):
+                out.update({target + k[len(source) :]: v for k, v in state.items() if k.startswith(source)})
+        return out
 
     @classmethod
     def _checkpoint_class(cls, name: Any, path: Path) -> type[SB3Agent]:
@@ -1060,6 +1080,7 @@ class DQNAgent(SB3Agent):
     name = "dqn"
     algo_class = DQN
     config_class = DQNConfig
+    target_networks: ClassVar[dict[str, str]] = {"q_net_target.": "q_net."}
 
 
 class MaskablePPOAgent(SB3Agent):

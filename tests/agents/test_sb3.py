@@ -9,7 +9,8 @@ import torch
 
 from perceptgym.agents.base import CheckpointError, SpaceMismatchError
 from perceptgym.agents.registry import load_agent, make_agent
-from perceptgym.agents.sb3 import DQNAgent, PPOAgent, SmallCnn
+from perceptgym.agents.sb3 import FORMAT, FORMAT_VERSION, DQNAgent, PPOAgent, SmallCnn
+from perceptgym.supervised.checkpoint import load_checkpoint
 from perceptgym.supervised.perception import SHIPPED
 
 CARTPOLE = gym.make("CartPole-v1")
@@ -296,3 +297,29 @@ def test_an_exported_run_is_small_and_acts_as_the_run(tmp_path):
         r.env.close()
     with pytest.raises(CheckpointError, match="holds a run already"):
         export_run(run.run_dir, tmp_path / "shipped")
+
+
+def test_a_dqn_saved_for_inference_leaves_out_its_target_network_and_loads_it_as_a_copy(tmp_path):
+    """The shipped file holds the Q-network once; loaded, the target network equals it and the actions are kept."""
+    env = gym.make("CartPole-v1")
+    agent = make_agent("dqn", env.observation_space, env.action_space, seed=0)
+    with torch.no_grad():
+        for p in agent.model.policy.q_net.parameters():
+            p.add_(torch.randn_like(p))  # online and target networks differ, as after training
+    full, small = agent.save(tmp_path / "full"), agent.save(tmp_path / "small", inference=True)
+    stored = load_checkpoint(small, FORMAT, FORMAT_VERSION)["params"]["policy"]
+    assert stored and not any(k.startswith("q_net_target.") for k in stored)
+    assert all(v.dtype == torch.float16 for v in stored.values())
+    assert small.stat().st_size < full.stat().st_size / 2
+    loaded = DQNAgent.load(small, env.observation_space, env.action_space)
+    policy = loaded.model.policy
+    online, target = policy.q_net.state_dict(), policy.q_net_target.state_dict()
+    assert list(online) == list(target)
+    for key in online:
+        torch.testing.assert_close(online[key], target[key])
+    for original, half in zip(agent.model.policy.q_net.parameters(), policy.q_net.parameters(), strict=True):
+        torch.testing.assert_close(original, half, atol=1e-2, rtol=1e-2)
+    observations = [env.observation_space.sample() for _ in range(32)]
+    same = [loaded.act(o, explore=False) == agent.act(o, explore=False) for o in observations]
+    assert np.mean(same) > 0.9
+    env.close()
