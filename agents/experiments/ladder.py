@@ -10,20 +10,23 @@ Rungs (every agent is evaluated greedily on handwriting it never saw in training
    traffic phase, plus the trip card and the sign under the car as 28×28 images) with ppo.yml's ``digit_slots``
    network: it must learn to read the digits from reward while it learns to drive (training adds the env's
    potential-based ``progress`` term, ``train_env_kwargs``; evaluation uses the default rewards).
-6. ``pixels (PPO), pretrained CNN encoder``: the same agent, its digit encoder the shipped CNN's trained
+6. ``pixels (DQN, slot tables)``: stable-baselines3 DQN on the same observation with dqn.yml's ``digit_table``
+   network (:mod:`perceptgym.agents.slot_table`): a CNN reads the card into one of 16 slots it invents, one
+   Q-table per slot over the base states, the tables stepped as Q-learning steps a table. Same rewards.
+7. ``pixels (PPO), pretrained CNN encoder``: rung 5's agent, its digit encoder the shipped CNN's trained
    layers, frozen: how much of rung 5's cost is learning to read.
-7. ``top-down pixels (PPO)``: the same recipe on the full 154×126×3 raster (SB3's NatureCNN), at a budget of
+8. ``top-down pixels (PPO)``: the same recipe on the full 154×126×3 raster (SB3's NatureCNN), at a budget of
    minutes: with PPO's updates it ran at 21 env steps/s here (under load; NatureCNN over 154×126×3).
 
-The agents' recipes are the ``perceptgym/GridDriving-v0`` entries of ``q_learning.yml`` and ``ppo.yml`` with
-each rung's ``overrides``; the ladder's settings may change only their budgets. Training uses MNIST training
-digits; evaluation uses MNIST test digits (rung 4: GAN digits). Each trained agent is a run directory under
-``<out>/runs/<rung>/``. The ladder is a benchmark protocol: every rung reports success, wrong-stop and
-collision rates, greedy return and a **normalised score** (0 = the uniform-random policy, 1 = value
-iteration's greedy policy on the true state, both run on the very same evaluation episodes as the rung's
-agent: GridDriving's episode starts and cards depend only on the reset seed, not on the policy or the
-observation mode), plus its training env steps and wall time, each as the mean over seeds with a 95%
-percentile-bootstrap interval (``summary["protocol"]``).
+The agents' recipes are the ``perceptgym/GridDriving-v0`` entries of ``q_learning.yml``, ``ppo.yml`` and
+``dqn.yml`` with each rung's ``overrides``; the ladder's settings may change only their budgets. Training uses
+MNIST training digits; evaluation uses MNIST test digits (rung 4: GAN digits). Each trained agent is a run
+directory under ``<out>/runs/<rung>/``. The ladder is a benchmark protocol: every rung reports success, wrong-stop
+and collision rates, greedy return and a **normalised score** (0 = the uniform-random policy, 1 = value iteration's
+greedy policy on the true state, both run on the very same evaluation episodes as the rung's agent: GridDriving's
+episode starts and cards depend only on the reset seed, not on the policy or the observation mode), plus its
+training env steps and wall time, each as the mean over seeds with a 95% percentile-bootstrap interval
+(``summary["protocol"]``).
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ RUNGS = (
         shares_agent_with="perceived (CNN)",
     ),
     Rung("pixels (PPO)", "dict", "cnn", "mnist-train", "mnist-test", "ppo"),
+    Rung("pixels (DQN, slot tables)", "dict", "cnn", "mnist-train", "mnist-test", "dqn"),
     Rung(
         "pixels (PPO), pretrained CNN encoder",
         "dict",
@@ -149,8 +153,8 @@ class LadderSettings:
     episodes: int | None = None
     """Q-learning training episodes per rung and seed (default: q_learning.yml, 140,000)"""
     pixels_steps: int | None = None
-    """PPO training env steps per seed on every PPO rung (default: each rung's own, else ppo.yml's; 0 skips
-    them)"""
+    """training env steps per seed on every deep rung, PPO's and DQN's (default: each rung's own, else its
+    agent's YAML's; 0 skips them)"""
     eval_episodes: int | None = None
     """greedy evaluation episodes per rung and seed (default: each rung's own, else its agent's YAML's, 1,000)"""
     rungs: list[str] | None = None
@@ -273,7 +277,7 @@ def protocol_summary(rungs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[s
 
 
 def rungs_to_run(settings: LadderSettings, budget: dict[str, dict[str, int]]) -> list[Rung]:
-    """The rungs this run can measure: no PPO rung with a zero budget, no GAN rung without a GAN."""
+    """The rungs this run can measure: no deep rung with a zero budget, no GAN rung without a GAN."""
     from perceptgym.supervised.perception import SHIPPED
 
     chosen = [r for r in RUNGS if settings.rungs is None or r.name in settings.rungs]
