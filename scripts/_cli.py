@@ -94,7 +94,17 @@ _BOX = "│╭╮╰╯─┃┏┓┗┛━"
 
 
 def _parse(args_type: type[T], argv: list[str], prog: str, description: str) -> T:
-    """``tyro.cli``, with its error box (a value it cannot parse, a check in ``__post_init__``) made one line."""
+    """``tyro.cli``, with its error box (a value it cannot parse, a check in ``__post_init__``) made one line.
+
+    A flag given twice is refused: argparse keeps only the last one, so ``--set a=1 --set b=2`` would drop
+    ``a=1`` without a word (every value of a several-valued flag goes after one flag: ``--set a=1 b=2``).
+    """
+    repeated = _repeated_flag(argv)
+    if repeated is not None:
+        raise _ParseError(
+            f"{repeated} is given more than once; give it once (a flag that takes several values takes them all "
+            f"after one {repeated}) (see {prog} --help)"
+        )
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
@@ -112,6 +122,20 @@ def _parse(args_type: type[T], argv: list[str], prog: str, description: str) -> 
         words = [line.strip(_BOX + " ") for line in lines]
         kept = [w for w in words if w and not w.startswith("For full helptext")]
         raise _ParseError(" ".join(" ".join(kept).split()) + f" (see {prog} --help)") from None
+
+
+def _repeated_flag(argv: Sequence[str]) -> str | None:
+    """The first ``--flag`` that appears twice in ``argv`` (``--flag=value`` counts as ``--flag``), up to ``--``."""
+    seen: set[str] = set()
+    for token in argv:
+        if token == "--":
+            break
+        if token.startswith("--") and len(token) > 2 and not token[2].isdigit():
+            name = token.split("=", 1)[0]
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
 
 
 def _one_line(e: BaseException) -> str:

@@ -83,6 +83,11 @@ CASES = [
     ("train --env Taxi-v4 --agent q_learning --set env_wrappers=[3]", "env_wrappers=[3] must be"),
     ("train --env Taxi-v4 --agent q_learning --set alpah=0.1", "unknown setting(s) ['alpah']"),
     ("train --env Taxi-v4 --agent q_learning --set novalue", "--set 'novalue': use key=value"),
+    (  # argparse would keep the last --set only: alpha=0.5 lost without a word
+        "train --env Taxi-v4 --agent q_learning --set alpha=0.5 --set n_episodes=10",
+        "--set is given more than once; give it once (a flag that takes several values takes them all after one --set)",
+    ),
+    ("train --env Taxi-v4 --agent q_learning --seed 1 --seed=2", "--seed is given more than once"),
     ("train --env CartPole-v1 --agent ppo --set n_episodes=5", "n_episodes=5: ppo (an SB3 agent)"),
     ("train --env CartPole-v1 --agent ppo --set learning_rate=fast", "learning_rate='fast'"),
     ("train --env Taxi-v4 --agent q_learnin", "unknown agent 'q_learnin'"),
