@@ -27,7 +27,10 @@ from perceptgym.agents.run_settings import RunSettings
 from perceptgym.agents.training import RUN_CONFIG_FORMAT, RUN_FILES_VERSION, RUN_STATE_FORMAT
 from perceptgym.supervised.checkpoint import atomic_write, load_json
 
-SHIPPED_AGENTS = {"ppo-grid-driving-dict": Path(__file__).parent / "checkpoints" / "ppo_grid_driving_dict"}
+SHIPPED_AGENTS = {
+    "dqn-grid-driving-dict": Path(__file__).parent / "checkpoints" / "dqn_grid_driving_dict",
+    "ppo-grid-driving-dict": Path(__file__).parent / "checkpoints" / "ppo_grid_driving_dict",
+}
 """agents the project trained and ships (:func:`export_run` folders), with ``evaluation.json`` beside each:
 what ``perceptgym evaluate`` printed for it and the commands that made it"""
 CHECKPOINT_NAMES = (

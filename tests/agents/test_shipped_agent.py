@@ -1,5 +1,5 @@
-"""The shipped deep agent (PPO on GridDriving's dict observation, reading from reward): it loads, refuses other
-spaces, and reproduces the success its evaluation.json reports."""
+"""The shipped deep agents (PPO and DQN on GridDriving's dict observation, reading from reward): each loads,
+refuses other spaces, and reproduces the success its evaluation.json reports."""
 
 from __future__ import annotations
 
@@ -12,20 +12,22 @@ from perceptgym.agents.base import SpaceMismatchError
 from perceptgym.agents.experiments.driving import evaluate_driving
 from perceptgym.agents.playback import SHIPPED_AGENTS, load_run
 
-FOLDER = SHIPPED_AGENTS["ppo-grid-driving-dict"]
+FOLDERS = pytest.mark.parametrize("folder", list(SHIPPED_AGENTS.values()), ids=list(SHIPPED_AGENTS))
 
 
-def test_shipped_agent_is_small_and_says_how_it_was_made():
-    report = json.loads((FOLDER / "evaluation.json").read_text())
-    assert (FOLDER / "model.pt").stat().st_size < 1_000_000
+@FOLDERS
+def test_shipped_agent_is_small_and_says_how_it_was_made(folder):
+    report = json.loads((folder / "evaluation.json").read_text())
+    assert (folder / "model.pt").stat().st_size < 1_000_000
     assert report["episodes"] >= 1000 and report["digit_source"] == "mnist-test"
     assert all(command.startswith("perceptgym ") for command in report["commands"])
 
 
 @pytest.mark.slow
-def test_shipped_agent_reproduces_its_reported_success():
-    report = json.loads((FOLDER / "evaluation.json").read_text())
-    run = load_run(FOLDER, env_kwargs={"digit_source": "mnist-test"})
+@FOLDERS
+def test_shipped_agent_reproduces_its_reported_success(folder):
+    report = json.loads((folder / "evaluation.json").read_text())
+    run = load_run(folder, env_kwargs={"digit_source": "mnist-test"})
     try:
         assert run.env.unwrapped.params.progress == 0.0  # evaluated on the default rewards
         result = evaluate_driving(run.agent, run.env, 200, seed=12_345)  # other episodes than the report's
@@ -35,6 +37,7 @@ def test_shipped_agent_reproduces_its_reported_success():
     assert abs(result["success_rate"] - p) <= 3 * math.sqrt(p * (1 - p) / 200) + 1e-9  # within sampling error
 
 
-def test_shipped_agent_refuses_other_spaces():
+@FOLDERS
+def test_shipped_agent_refuses_other_spaces(folder):
     with pytest.raises(SpaceMismatchError):
-        load_run(FOLDER, env_kwargs={"obs_mode": "symbolic"})
+        load_run(folder, env_kwargs={"obs_mode": "symbolic"})
