@@ -32,6 +32,7 @@ training env steps and wall time, each as the mean over seeds with a 95% percent
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -513,7 +514,7 @@ def plot_ladder(summary: dict[str, Any], path: str | Path) -> Path:
             ax.axhline(1.0, color="k", ls="--", lw=1, label="value iteration")
             ax.legend(loc="lower left", fontsize=8)
         ax.set_xticks(x)
-        ax.set_xticklabels([n.replace(" (", "\n(").replace(", ", ",\n") for n in names], fontsize=7)
+        ax.set_xticklabels([textwrap.fill(n, 11, break_long_words=False) for n in names], fontsize=7)
         ax.set_title(label)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(
