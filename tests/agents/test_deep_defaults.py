@@ -225,23 +225,24 @@ def test_pretrained_encoder_is_the_shipped_cnns_trained_layers_frozen():
     env.close()
 
 
-@pytest.mark.slow(seconds=280)
-def test_a_short_run_of_the_dict_recipe_beats_the_untrained_policy(tmp_path):
-    """ppo.yml's GridDriving-v0 recipe on the native vector env, 300k steps: greedy success on unseen handwriting
-    rises from the untrained policy's (seeded: the same numbers every run)."""
+@pytest.mark.slow(seconds=140)
+def test_a_short_run_of_the_dqn_slot_table_recipe_learns_to_read_and_drive(tmp_path):
+    """dqn.yml's GridDriving-v0 recipe (the top rung's) on the native vector env, 150k steps (its exploration
+    schedule scaled with the budget, as the ladder scales it): greedy success on unseen handwriting rises from
+    the untrained policy's (seeded: the same numbers every run)."""
     from perceptgym.agents.experiments.driving import evaluate_driving, train_driving
     from perceptgym.agents.playback import load_run
     from perceptgym.agents.training import split_hyperparams
 
-    run = train_driving("ppo", {"obs_mode": "dict"}, seed=0, runs_dir=tmp_path, budget=300_000)
+    run = train_driving("dqn", {"obs_mode": "dict"}, seed=0, runs_dir=tmp_path, budget=150_000)
     trained = load_run(run.run_dir, env_kwargs={"digit_source": "mnist-test"})
-    _, config = split_hyperparams("ppo", load_hyperparams("ppo", GRID))
-    untrained = make_agent("ppo", trained.env.observation_space, trained.env.action_space, config, seed=0)
+    _, config = split_hyperparams("dqn", load_hyperparams("dqn", GRID))
+    untrained = make_agent("dqn", trained.env.observation_space, trained.env.action_space, config, seed=0)
     before = evaluate_driving(untrained, trained.env, 200, seed=10_000)
     after = evaluate_driving(trained.agent, trained.env, 200, seed=10_000)
     trained.env.close()
     print(f"untrained {before}\ntrained {after}")
-    assert after["success_rate"] >= before["success_rate"] + 0.05
+    assert after["success_rate"] >= before["success_rate"] + 0.1
     assert after["mean_return"] > before["mean_return"]
 
 
