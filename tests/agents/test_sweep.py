@@ -514,11 +514,12 @@ def test_ladder_sweep_is_the_ladder_with_its_rungs_and_seeds_as_trials(tmp_path)
             if rung.shares_agent_with:
                 assert row["train_env_steps"] == 0 and row["train_seconds"] == 0.0
             else:
-                assert row["train_env_steps"] >= (2_048 if rung.agent == "ppo" else 3_000)
+                assert row["train_env_steps"] >= (2_048 if rung.agent in ("ppo", "dqn") else 3_000)
                 assert row["train_seconds"] > 0
     assert {name: len(own) for name, own in groups.items()} == {
         "q_learning": 3,
         "ppo": 1,
+        "dqn": 1,
         "pixels-ppo-pretrained-cnn-encoder": 1,
     }  # one sweep per recipe: the rungs that share one are a grid over their env_kwargs
     for name, own in groups.items():
