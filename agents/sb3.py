@@ -328,13 +328,7 @@ class DigitSlotsExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim=state_dim * (n_slots + 1) + len(others_images) * (n_slots + 1))
         self.images = [context_key, *others_images]
         self.state_key = others[0]
-        if encoder is None:
-            self.digits: nn.Module = SmallCnn(observation_space[context_key], digit_dim)
-        else:
-            # a trained classifier's features are large (ReLU units of a net trained to 99%): standardised, so the
-            # slot probabilities start soft instead of saturated at whatever the random initial slot layer picks
-            encoder_net, digit_dim = pretrained_digit_encoder(encoder)
-            self.digits = nn.Sequential(encoder_net, nn.LayerNorm(digit_dim, elementwise_affine=False))
+        self.digits, digit_dim = digit_network(observation_space[context_key], digit_dim, encoder)
         self.slots = nn.Linear(digit_dim, n_slots)
         self.state = nn.Embedding(observation_space[self.state_key].n, state_dim)
         nn.init.normal_(self.state.weight)  # unit entries: SB3's orthogonal init passes over embeddings
@@ -371,6 +365,17 @@ class FrozenDigitFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         weights = [(getattr(self, f"w{i}"), getattr(self, f"b{i}")) for i in range(self.n_layers)]
         return folded_features(self.arch, images.float(), weights)
+
+
+def digit_network(space: gym.spaces.Box, digit_dim: int, encoder: str | None) -> tuple[nn.Module, int]:
+    """The digit reader of the slot extractors and its output width: a :class:`SmallCnn` learned from reward, or
+    with ``encoder`` (:func:`pretrained_digit_encoder`'s names) a trained classifier's layers, frozen."""
+    if encoder is None:
+        return SmallCnn(space, digit_dim), digit_dim
+    # a trained classifier's features are large (ReLU units of a net trained to 99%): standardised, so the slot
+    # probabilities start soft instead of saturated at whatever the random initial slot layer picks
+    encoder_net, width = pretrained_digit_encoder(encoder)
+    return nn.Sequential(encoder_net, nn.LayerNorm(width, elementwise_affine=False)), width
 
 
 def pretrained_digit_encoder(name: str) -> tuple[nn.Module, int]:
@@ -420,8 +425,8 @@ class SB3Config:
     n_slots: int = 16
     """digit_slots: the slots a card is read into (one state table each)"""
     pretrained_encoder: str | None = None
-    """digit_slots: read the digits with a trained classifier's layers, frozen: cnn | mlp | a classifier
-    checkpoint path (None: a SmallCnn learned from reward)"""
+    """digit_slots, digit_table: read the digits with a trained classifier's layers, frozen: cnn | mlp | a
+    classifier checkpoint path (None: a SmallCnn learned from reward)"""
     torch_threads: int = 1
     """torch.set_num_threads; 1 is fastest for small nets on a shared 2-core machine"""
     device: str = "cpu"
@@ -434,9 +439,10 @@ class SB3Config:
         check_choice("features_extractor", self.features_extractor, FEATURE_EXTRACTORS)
         check_positive_int("features_dim", self.features_dim)
         check_positive_int("n_slots", self.n_slots)
-        if self.pretrained_encoder is not None and self.features_extractor != "digit_slots":
+        if self.pretrained_encoder is not None and self.features_extractor not in ("digit_slots", "digit_table"):
             raise ValueError(
-                f"pretrained_encoder={self.pretrained_encoder!r} needs features_extractor='digit_slots', "
+                f"pretrained_encoder={self.pretrained_encoder!r} needs features_extractor='digit_slots' or "
+                "'digit_table', "
                 f"got {self.features_extractor!r}"
             )
         check_positive_int("torch_threads", self.torch_threads)
@@ -706,7 +712,12 @@ class SB3Agent:
             if not isinstance(cfg, DQNConfig):
                 raise ValueError("features_extractor='digit_table' is a Q-table head: it is for dqn only")
             kwargs.pop("net_arch", None)
-            extractor = {"n_slots": cfg.n_slots, "digit_dim": cfg.features_dim, "shared_table": cfg.shared_table}
+            extractor = {
+                "n_slots": cfg.n_slots,
+                "digit_dim": cfg.features_dim,
+                "shared_table": cfg.shared_table,
+                "encoder": cfg.pretrained_encoder,
+            }
             kwargs.update(
                 features_extractor_class=CardSlots,
                 features_extractor_kwargs=extractor,

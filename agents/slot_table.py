@@ -69,7 +69,11 @@ class TableAdam(torch.optim.Adam):
 
 
 class CardSlots(BaseFeaturesExtractor):
-    """The card read into ``n_slots`` slot weights, plus a constant 1 for the shared table: ``(B, n_slots + 1)``."""
+    """The card read into ``n_slots`` slot weights, plus a constant 1 for the shared table: ``(B, n_slots + 1)``.
+
+    ``encoder``: the digits are read by a trained classifier's layers, frozen (the pretrained-encoder row; see
+    ``perceptgym.agents.sb3.digit_network``), instead of by a SmallCnn learned from reward.
+    """
 
     def __init__(
         self,
@@ -78,8 +82,9 @@ class CardSlots(BaseFeaturesExtractor):
         digit_dim: int = 64,
         context_key: str = "card",
         shared_table: bool = True,
+        encoder: str | None = None,
     ):
-        from perceptgym.agents.sb3 import RowMemo, SmallCnn, is_image_like  # here: agents.sb3 imports this module
+        from perceptgym.agents.sb3 import RowMemo, digit_network, is_image_like  # here: agents.sb3 imports this
 
         states = [k for k, s in observation_space.spaces.items() if isinstance(s, gym.spaces.Discrete)]
         if (
@@ -96,7 +101,7 @@ class CardSlots(BaseFeaturesExtractor):
         self.shared_table = shared_table
         self.context_key, self.state_key = context_key, states[0]
         self.n_states = int(observation_space[self.state_key].n)
-        self.digits = SmallCnn(observation_space[context_key], digit_dim)
+        self.digits, digit_dim = digit_network(observation_space[context_key], digit_dim, encoder)
         self.slots = nn.Linear(digit_dim, n_slots)
         self.norm = nn.BatchNorm1d(n_slots, affine=False)
         self.log_temperature = nn.Parameter(torch.zeros(()))

@@ -201,7 +201,14 @@ def test_digit_slots_mix_one_state_table_per_card_reading(tmp_path):
     env.close()
 
 
-def test_pretrained_encoder_is_the_shipped_cnns_trained_layers_frozen():
+@pytest.mark.parametrize(
+    "agent_name, config",
+    [
+        ("ppo", {"n_envs": 1, "n_steps": 16, "batch_size": 16, "features_extractor": "digit_slots"}),
+        ("dqn", {"buffer_size": 64, "batch_size": 16, "features_extractor": "digit_table"}),
+    ],
+)
+def test_pretrained_encoder_is_the_shipped_cnns_trained_layers_frozen(agent_name, config):
     import torch
 
     from perceptgym.agents.sb3 import FrozenDigitFeatures
@@ -210,9 +217,12 @@ def test_pretrained_encoder_is_the_shipped_cnns_trained_layers_frozen():
     from perceptgym.supervised.perception import SHIPPED
 
     env = make_env(GRID, {"obs_mode": "dict"})
-    config = {"n_envs": 1, "n_steps": 16, "batch_size": 16, "features_extractor": "digit_slots"}
-    agent = make_agent("ppo", env.observation_space, env.action_space, {**config, "pretrained_encoder": "cnn"}, seed=0)
-    encoder = agent.model.policy.features_extractor.digits[0]
+    agent = make_agent(
+        agent_name, env.observation_space, env.action_space, {**config, "pretrained_encoder": "cnn"}, seed=0
+    )
+    policy = agent.model.policy
+    extractor = policy.q_net.features_extractor if agent_name == "dqn" else policy.features_extractor
+    encoder = extractor.digits[0]
     assert isinstance(encoder, FrozenDigitFeatures) and not list(encoder.parameters())  # nothing to optimise
     test_images, test_labels = load_mnist(verbose=False).split("test")
     images = torch.from_numpy(test_images[:256])
