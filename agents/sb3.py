@@ -712,12 +712,9 @@ class SB3Agent:
             if not isinstance(cfg, DQNConfig):
                 raise ValueError("features_extractor='digit_table' is a Q-table head: it is for dqn only")
             kwargs.pop("net_arch", None)
-            extractor = {
-                "n_slots": cfg.n_slots,
-                "digit_dim": cfg.features_dim,
-                "shared_table": cfg.shared_table,
-                "encoder": cfg.pretrained_encoder,
-            }
+            extractor = {"n_slots": cfg.n_slots, "digit_dim": cfg.features_dim, "shared_table": cfg.shared_table}
+            if cfg.pretrained_encoder is not None:  # only then: checkpoints compare these kwargs exactly
+                extractor["encoder"] = cfg.pretrained_encoder
             kwargs.update(
                 features_extractor_class=CardSlots,
                 features_extractor_kwargs=extractor,
