@@ -10,8 +10,9 @@ Rungs: ``symbolic`` (Q-learning on the true state), ``perceived (MLP)`` and ``pe
 on the state as read by the tutorial MLP or the shipped CNN), ``perceived (CNN), GAN digits`` (the CNN agents
 on GAN-drawn handwriting), ``pixels (PPO)`` (PPO learning to read the card and sign images from reward while
 it learns to drive), ``pixels (DQN, slot tables)`` (DQN reading the card into learned slots, one Q-table per
-slot), ``pixels (PPO), pretrained CNN encoder`` (the PPO agent reading with the shipped CNN's layers, frozen)
-and ``top-down pixels (PPO)`` (the PPO recipe on the full raster, at a budget of minutes).
+slot), ``pixels (PPO), pretrained CNN encoder`` and ``pixels (DQN), pretrained CNN encoder`` (those agents
+reading with the shipped CNN's layers, frozen) and ``top-down pixels (PPO)`` (the PPO recipe on the full
+raster, at a budget of minutes).
 The recipes are the ``perceptgym/GridDriving-v0`` entries of q_learning.yml, ppo.yml and dqn.yml in agents/hyperparams/
 with each rung's overrides; the flags change only the budgets; ``--rungs`` picks some. Training uses MNIST
 training digits; evaluation uses MNIST test digits (GAN digits on rung 4). Every rung reports its normalised score

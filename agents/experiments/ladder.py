@@ -15,7 +15,9 @@ Rungs (every agent is evaluated greedily on handwriting it never saw in training
    Q-table per slot over the base states, the tables stepped as Q-learning steps a table. Same rewards.
 7. ``pixels (PPO), pretrained CNN encoder``: rung 5's agent, its digit encoder the shipped CNN's trained
    layers, frozen: how much of rung 5's cost is learning to read.
-8. ``top-down pixels (PPO)``: the same recipe on the full 154×126×3 raster (SB3's NatureCNN), at a budget of
+8. ``pixels (DQN), pretrained CNN encoder``: rung 6's agent, its card reader the shipped CNN's trained layers,
+   frozen (``pretrained_encoder: cnn``): the same question for the DQN slot-table agent.
+9. ``top-down pixels (PPO)``: the same recipe on the full 154×126×3 raster (SB3's NatureCNN), at a budget of
    minutes: with PPO's updates it ran at 21 env steps/s here (under load; NatureCNN over 154×126×3).
 
 The agents' recipes are the ``perceptgym/GridDriving-v0`` entries of ``q_learning.yml``, ``ppo.yml`` and
@@ -32,7 +34,6 @@ training env steps and wall time, each as the mean over seeds with a 95% percent
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,6 +104,11 @@ class Rung:
         return "-".join("".join(c if c.isalnum() else " " for c in self.name.lower()).split())
 
     @property
+    def deep(self) -> bool:
+        """An SB3 agent (its budget in env steps), not a tabular one (in episodes)."""
+        return budget_key(self.agent) == "n_timesteps"
+
+    @property
     def env_kwargs(self) -> dict[str, str]:
         return {"obs_mode": self.obs_mode, "reader": self.reader, "digit_source": self.train_source}
 
@@ -130,6 +136,15 @@ RUNGS = (
         "mnist-test",
         "ppo",
         overrides={"pretrained_encoder": "cnn", "n_timesteps": PRETRAINED_STEPS},
+    ),
+    Rung(
+        "pixels (DQN), pretrained CNN encoder",
+        "dict",
+        "cnn",
+        "mnist-train",
+        "mnist-test",
+        "dqn",
+        overrides={"pretrained_encoder": "cnn"},
     ),
     Rung(
         "top-down pixels (PPO)",
@@ -171,8 +186,14 @@ class LadderSettings:
     """with --sweep: an existing Ray cluster, HOST:PORT or auto (default: a local Ray for the ladder)"""
     max_concurrent: int | None = None
     """with --sweep: at most this many trials at a time (default: one per CPU)"""
+    device: str = "cpu"
+    """torch device of the deep (SB3) rungs: cpu, or cuda / cuda:N where torch sees a GPU (not with --sweep);
+    nothing else of their recipes changes"""
 
     def __post_init__(self) -> None:
+        check_device(self.device)
+        if self.sweep and self.device != "cpu":
+            raise ValueError(f"device={self.device!r}: --sweep trains on the CPUs; drop --device or --sweep")
         if not self.seeds:
             raise ValueError("seeds: give at least one seed")
         check_seeds(self.seeds)
@@ -189,6 +210,20 @@ class LadderSettings:
                     raise ValueError(f"rungs: {rung.name!r} evaluates the agents of {rung.shares_agent_with!r}: add it")
 
 
+def check_device(device: str) -> None:
+    """Refuses a torch device the deep rungs cannot train on here (SB3 would quietly fall back to the CPU)."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device={device!r}: not a torch device (cpu, cuda or cuda:N)") from e
+    if parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r}: use cpu, cuda or cuda:N")
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}: torch sees {torch.cuda.device_count()} CUDA device(s) on this machine")
+
+
 def budgets(settings: LadderSettings) -> dict[str, dict[str, int]]:
     """Per rung: its training budget and evaluation episodes (the settings, else quick's, else the rung's own
     budget, else its agent's YAML's); 0 (not run) for a rung that is not part of ``--quick``."""
@@ -197,7 +232,7 @@ def budgets(settings: LadderSettings) -> dict[str, dict[str, int]]:
     out = {}
     for rung in RUNGS:
         hyperparams = rung_recipe(rung)
-        name = "episodes" if budget_key(rung.agent) == "n_episodes" else "pixels_steps"
+        name = "pixels_steps" if rung.deep else "episodes"
         budget = getattr(settings, name)
         if budget is None and settings.quick and not rung.in_quick:
             budget = 0
@@ -318,7 +353,7 @@ def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None
                     runs_dir=out / "runs" / rung.slug,
                     budget=budget[rung.name]["budget"],
                     progress=settings.progress,
-                    overrides=rung.overrides,
+                    overrides={**rung.overrides, "device": settings.device} if rung.deep else rung.overrides,
                 )
                 run_dir = trained[rung.name] = run.run_dir
                 train_seconds, train_steps = time.perf_counter() - start, run.global_step
@@ -359,9 +394,7 @@ def run_ladder(settings: LadderSettings, log: Callable[[str], Any] | None = None
     write_json(out / "ladder.json", summary)
     write_text(out / "ladder.md", markdown_table(summary) + "\n")
     plot_ladder(summary, out / "ladder.png")
-    deep = {
-        r.name: [Path(row["run_dir"]) for row in results[r.name]] for r in rungs if budget_key(r.agent) == "n_timesteps"
-    }
+    deep = {r.name: [Path(row["run_dir"]) for row in results[r.name]] for r in rungs if r.deep}
     if deep:
         plot_deep_curves(deep, out / "ladder_curves.png")
     return summary
@@ -488,7 +521,9 @@ def plot_ladder(summary: dict[str, Any], path: str | Path) -> Path:
     from matplotlib import colormaps
 
     names = list(summary["rungs"])
-    fig, axes = subplots(1, 3, figsize=(13, 4.2), dpi=110)
+    # horizontal bars, the rungs top-down in ladder order: their names stay readable however many there are
+    fig, axes = subplots(1, 3, figsize=(14, 1.4 + 0.45 * len(names)), dpi=110)
+    y = np.arange(len(names))
     for ax, (key, label) in zip(
         axes,
         (
@@ -506,17 +541,20 @@ def plot_ladder(summary: dict[str, Any], path: str | Path) -> Path:
                 [s["high"] - m for m, s in zip(means, stats, strict=True)],
             ]
         )
-        x = np.arange(len(names))
-        ax.bar(x, means, yerr=err, capsize=4, color=colormaps["viridis"](np.linspace(0.15, 0.85, len(names))))
-        for xi, m in zip(x, means, strict=True):
-            ax.text(xi, m, f"{m:.3f}", ha="center", va="bottom", fontsize=8)
+        ax.barh(y, means, xerr=err, capsize=3, color=colormaps["viridis"](np.linspace(0.15, 0.85, len(names))))
+        for yi, m, high in zip(y, means, err[1], strict=True):
+            ax.text(m + high, yi, f" {m:.3f}", ha="left", va="center", fontsize=8)
         if key == "normalised_score":
-            ax.axhline(1.0, color="k", ls="--", lw=1, label="value iteration")
-            ax.legend(loc="lower left", fontsize=8)
-        ax.set_xticks(x)
-        ax.set_xticklabels([textwrap.fill(n, 11, break_long_words=False) for n in names], fontsize=7)
+            ax.axvline(1.0, color="k", ls="--", lw=1)
+            label += " (dashed: value iteration)"
+        floor = 0.0 if key == "wrong_stop_rate" else 1.0  # rates of a few percent get an axis of their own size
+        low = min(0.0, float(np.min(means - err[0])))  # a score below the random policy's is negative
+        ax.set_xlim(low * 1.15, max(floor, float(np.max(means + err[1])), 1e-3) * 1.15)
+        ax.set_yticks(y)
+        ax.set_yticklabels(names if ax is axes[0] else [], fontsize=8)
+        ax.invert_yaxis()
         ax.set_title(label)
-        ax.grid(axis="y", alpha=0.3)
+        ax.grid(axis="x", alpha=0.3)
     fig.suptitle(
         "Perception ladder on GridDriving-v0 "
         f"(mean and 95% bootstrap interval over {len(summary['args']['seeds'])} seeds)"

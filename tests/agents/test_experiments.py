@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from perceptgym.agents.experiments.curves import group_curves, moving_average, read_progress
@@ -140,6 +141,11 @@ def test_ladder_settings_are_validated():
         ({"pixels_steps": -1}, "pixels"),
         ({"rungs": []}, "choose among"),
         ({"rungs": [gan_rung]}, re.escape(f"{gan_rung!r} evaluates the agents of 'perceived (CNN)': add it")),
+        ({"device": "tpu"}, "device='tpu': not a torch device"),
+        ({"device": "mps"}, "device='mps': use cpu, cuda or cuda:N"),
+        # SB3 would train on the CPU instead, quietly: a device torch does not see is refused
+        ({"device": f"cuda:{torch.cuda.device_count()}"}, "CUDA device"),
+        ({"device": "cuda", "sweep": True} if torch.cuda.is_available() else {"device": "cuda"}, "device='cuda'"),
     ):
         with pytest.raises(ValueError, match=match):
             LadderSettings(**kwargs)

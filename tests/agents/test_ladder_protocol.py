@@ -86,6 +86,7 @@ def test_quick_settings_are_three_seeds_at_ci_budgets():
     assert quick["symbolic"]["budget"] == 3_000 and quick["pixels (PPO)"]["budget"] == 2_048
     assert quick["pixels (PPO), pretrained CNN encoder"]["budget"] == 2_048
     assert quick["pixels (DQN, slot tables)"]["budget"] == 2_048
+    assert quick["pixels (DQN), pretrained CNN encoder"]["budget"] == 2_048
     assert quick["top-down pixels (PPO)"]["budget"] == 0  # not part of --quick: one rollout on the raster is minutes
     assert {b["eval_episodes"] for b in quick.values()} == {50}
     assert LadderSettings(quick=True).seeds == [0, 1, 2]
@@ -95,6 +96,7 @@ def test_quick_settings_are_three_seeds_at_ci_budgets():
     assert full["top-down pixels (PPO)"]["budget"] == TOP_DOWN_STEPS
     assert full["pixels (PPO)"]["budget"] == load_hyperparams("ppo", "perceptgym/GridDriving-v0")["n_timesteps"]
     assert full["pixels (DQN, slot tables)"]["budget"] == load_hyperparams("dqn", ENV_ID)["n_timesteps"]
+    assert full["pixels (DQN), pretrained CNN encoder"]["budget"] == load_hyperparams("dqn", ENV_ID)["n_timesteps"]
 
 
 @pytest.mark.slow

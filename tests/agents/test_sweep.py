@@ -522,6 +522,7 @@ def test_ladder_sweep_is_the_ladder_with_its_rungs_and_seeds_as_trials(tmp_path)
         "ppo": 1,
         "dqn": 1,
         "pixels-ppo-pretrained-cnn-encoder": 1,
+        "pixels-dqn-pretrained-cnn-encoder": 1,
     }  # one sweep per recipe: the rungs that share one are a grid over their env_kwargs
     for name, own in groups.items():
         trials = json.loads((sweep_folder(settings.out, name) / "results.json").read_text())["trials"]

@@ -156,6 +156,7 @@ CASES = [
     ("demo --episodes 0", "episodes=0 must be >= 1"),
     ("demo --render window", "render must be 'none' or 'human'"),
     ("ladder --max-concurrent 2", "address and max_concurrent are settings of --sweep"),
+    ("ladder --device gpu", "device='gpu': not a torch device"),
     # the supervised programs
     ("train-classifier --recipe nope", "unknown recipe 'nope'"),
     ("train-classifier --epochs 0", "epochs=0 must be >= 1"),
