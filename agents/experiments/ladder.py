@@ -18,7 +18,8 @@ Rungs (every agent is evaluated greedily on handwriting it never saw in training
 8. ``pixels (DQN), pretrained CNN encoder``: rung 6's agent, its card reader the shipped CNN's trained layers,
    frozen (``pretrained_encoder: cnn``): the same question for the DQN slot-table agent.
 9. ``top-down pixels (PPO)``: the same recipe on the full 154×126×3 raster (SB3's NatureCNN), at a budget of
-   minutes: with PPO's updates it ran at 21 env steps/s here (under load; NatureCNN over 154×126×3).
+   minutes: with PPO's updates it runs at ~90 env steps/s here alone, 49k steps in ~9 minutes a seed (it learns
+   nothing that pays at that budget: an honest number, not a result; ``--device cuda`` where there is a GPU).
 
 The agents' recipes are the ``perceptgym/GridDriving-v0`` entries of ``q_learning.yml``, ``ppo.yml`` and
 ``dqn.yml`` with each rung's ``overrides``; the ladder's settings may change only their budgets. Training uses
@@ -76,8 +77,9 @@ PROTOCOL_KEYS = (
 
 PRETRAINED_STEPS = 1_500_000
 """env steps of the pretrained-encoder rung (ppo.yml's recipe, the shipped CNN's layers frozen as its reader)"""
-TOP_DOWN_STEPS = 16_384
-"""env steps of the top-down pixels rung (ppo.yml's recipe over the 154x126x3 raster, SB3's NatureCNN)"""
+TOP_DOWN_STEPS = 49_152
+"""env steps of the top-down pixels rung (ppo.yml's recipe over the 154x126x3 raster, SB3's NatureCNN): 12
+rollouts, ~9 minutes a seed here alone"""
 TOP_DOWN_EVAL = 100
 """its evaluation episodes: a policy that has not learned to stop drives each to the 200-step limit"""
 
@@ -542,14 +544,18 @@ def plot_ladder(summary: dict[str, Any], path: str | Path) -> Path:
             ]
         )
         ax.barh(y, means, xerr=err, capsize=3, color=colormaps["viridis"](np.linspace(0.15, 0.85, len(names))))
-        for yi, m, high in zip(y, means, err[1], strict=True):
-            ax.text(m + high, yi, f" {m:.3f}", ha="left", va="center", fontsize=8)
+        for yi, m, low_err, high_err in zip(y, means, err[0], err[1], strict=True):
+            if m < 0:  # the label beyond the bar's end, on its side of 0
+                ax.text(m - low_err, yi, f"{m:.3f} ", ha="right", va="center", fontsize=8)
+            else:
+                ax.text(m + high_err, yi, f" {m:.3f}", ha="left", va="center", fontsize=8)
         if key == "normalised_score":
             ax.axvline(1.0, color="k", ls="--", lw=1)
             label += " (dashed: value iteration)"
         floor = 0.0 if key == "wrong_stop_rate" else 1.0  # rates of a few percent get an axis of their own size
         low = min(0.0, float(np.min(means - err[0])))  # a score below the random policy's is negative
-        ax.set_xlim(low * 1.15, max(floor, float(np.max(means + err[1])), 1e-3) * 1.15)
+        high = max(floor, float(np.max(means + err[1])), 1e-3)
+        ax.set_xlim(low - 0.15 * (high - low) if low < 0 else 0.0, high * 1.15)
         ax.set_yticks(y)
         ax.set_yticklabels(names if ax is axes[0] else [], fontsize=8)
         ax.invert_yaxis()
