@@ -152,6 +152,31 @@ def test_ladder_settings_are_validated():
     assert LadderSettings(rungs=[gan_rung, "perceived (CNN)"]).rungs == [gan_rung, "perceived (CNN)"]
 
 
+def test_ladder_device_reaches_the_deep_rungs_only(tmp_path, monkeypatch):
+    """--device cuda: each deep rung trains with device="cuda", the tabular rungs as before (no GPU needed here:
+    torch is told it sees one, and training stops at the first call)."""
+    import perceptgym.agents.experiments.ladder as ladder
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def record(agent, env_kwargs, *, overrides, **kwargs):
+        calls.append((agent, overrides))
+        raise Stop
+
+    monkeypatch.setattr(ladder, "train_driving", record)
+    for rung in ("symbolic", "pixels (DQN), pretrained CNN encoder"):
+        with pytest.raises(Stop):
+            run_ladder(LadderSettings(seeds=[0], rungs=[rung], device="cuda", out=tmp_path, progress=False))
+    assert calls == [
+        ("q_learning", {}),
+        ("dqn", {"pretrained_encoder": "cnn", "device": "cuda"}),
+    ]
+
+
 def test_tiny_ladder_rows_are_run_directories(tmp_path):
     from perceptgym.supervised.perception import SHIPPED
 
