@@ -14,7 +14,6 @@ from PIL import Image
 from perceptgym.agents.experiments.curves import group_curves, moving_average, read_progress
 from perceptgym.agents.experiments.driving import (
     ENV_ID,
-    budget_key,
     evaluate_driving,
     evaluate_run,
     recipe,
@@ -184,9 +183,7 @@ def test_tiny_ladder_rows_are_run_directories(tmp_path):
     summary = run_ladder(settings)
     assert json.loads((tmp_path / "ladder.json").read_text()) == summary
     expected = [
-        r.name
-        for r in RUNGS
-        if budget_key(r.agent) != "n_timesteps" and (r.eval_source != "gan" or SHIPPED["gan"].is_file())
+        r.name for r in RUNGS if not r.deep and (r.eval_source != "gan" or SHIPPED["gan"].is_file())
     ]  # pixels_steps=0: no deep rung
     assert list(summary["rungs"]) == expected
     assert summary["args"]["episodes"] == 300 and summary["args"]["eval_episodes"] == 20
