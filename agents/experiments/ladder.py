@@ -34,7 +34,6 @@ training env steps and wall time, each as the mean over seeds with a 95% percent
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from perceptgym.agents.experiments.driving import (
 )
 from perceptgym.agents.experiments.files import save_figure, subplots, write_json, write_text
 from perceptgym.agents.experiments.stats import bootstrap_ci
+from perceptgym.agents.sweep.spec import Trial
 
 EVAL_SEED_OFFSET = 10_000
 """evaluation episodes of seed s start from reset(seed=s + EVAL_SEED_OFFSET)"""
@@ -99,6 +99,9 @@ class Rung:
     """changes to the agent's recipe for this rung (its budget, if given, is the rung's default budget)"""
     in_quick: bool = True
     """part of ``--quick`` (the top-down rung is not: one PPO rollout on the raster takes minutes)"""
+    minutes: float = 2.0
+    """training minutes per seed at the default budget, one run alone on the 2-core machine of docs/results.md
+    (measured; ``--sweep`` starts the longest trials first)"""
 
     @property
     def slug(self) -> str:
@@ -128,8 +131,8 @@ RUNGS = (
         "q_learning",
         shares_agent_with="perceived (CNN)",
     ),
-    Rung("pixels (PPO)", "dict", "cnn", "mnist-train", "mnist-test", "ppo"),
-    Rung("pixels (DQN, slot tables)", "dict", "cnn", "mnist-train", "mnist-test", "dqn"),
+    Rung("pixels (PPO)", "dict", "cnn", "mnist-train", "mnist-test", "ppo", minutes=16),
+    Rung("pixels (DQN, slot tables)", "dict", "cnn", "mnist-train", "mnist-test", "dqn", minutes=9.3),
     Rung(
         "pixels (PPO), pretrained CNN encoder",
         "dict",
@@ -138,6 +141,7 @@ RUNGS = (
         "mnist-test",
         "ppo",
         overrides={"pretrained_encoder": "cnn", "n_timesteps": PRETRAINED_STEPS},
+        minutes=5,
     ),
     Rung(
         "pixels (DQN), pretrained CNN encoder",
@@ -147,6 +151,7 @@ RUNGS = (
         "mnist-test",
         "dqn",
         overrides={"pretrained_encoder": "cnn"},
+        minutes=6.3,
     ),
     Rung(
         "top-down pixels (PPO)",
@@ -157,6 +162,7 @@ RUNGS = (
         "ppo",
         overrides={"features_extractor": "default", "n_timesteps": TOP_DOWN_STEPS, "eval_episodes": TOP_DOWN_EVAL},
         in_quick=False,
+        minutes=9,
     ),
 )
 
@@ -411,65 +417,56 @@ def plot_deep_curves(runs: dict[str, list[Path]], path: str | Path, smooth: int 
     return plot_curves(curves, path, "global_step", title=title, ylim=(0.0, 1.0), metric="success")
 
 
-def sweep_folder(out: str | Path, name: str) -> Path:
-    """Where ``--sweep`` keeps the sweep of one group of rungs (its results.json and the run directories):
-    ``name`` is the agent for the rungs that take its recipe as it is, else the rung's slug."""
-    return Path(out) / "sweep" / name
+def sweep_folder(out: str | Path) -> Path:
+    """Where ``--sweep`` keeps its sweep (results.json and the run directories)."""
+    return Path(out) / "sweep"
 
 
-def sweep_groups(rungs: list[Rung], budget: dict[str, dict[str, int]]) -> dict[str, list[Rung]]:
-    """The rungs that train agents of their own, by the sweep that trains them: one per agent, recipe changes
-    and budget (a grid over the rungs' ``env_kwargs`` and the seeds)."""
-    groups: dict[tuple[str, str, int], list[Rung]] = {}
-    for rung in rungs:
-        if not rung.shares_agent_with:
-            key = (rung.agent, json.dumps(rung.overrides, sort_keys=True), budget[rung.name]["budget"])
-            groups.setdefault(key, []).append(rung)
-    return {(own[0].agent if not own[0].overrides else own[0].slug): own for own in groups.values()}
+def sweep_trials(rungs: list[Rung], budget: dict[str, dict[str, int]], seeds: list[int]) -> list[tuple[Rung, Trial]]:
+    """The trials of ``--sweep``: every rung that trains agents of its own × the seeds, the longest first.
+
+    Each trial is the rung's recipe with the ladder's budget: the very hyperparameters :func:`train_driving`
+    passes, so a seed trains the same agent either way. Longest first (``Rung.minutes``): one queue of all
+    the rungs' trials keeps every CPU busy until the last ones, which are the short ones.
+    """
+    trials = []
+    for rung in sorted((r for r in rungs if not r.shares_agent_with), key=lambda r: -r.minutes):
+        hyperparams = with_budget(rung.agent, rung_recipe(rung), budget[rung.name]["budget"])
+        env_kwargs = {**(hyperparams.get("env_kwargs") or {}), **rung.env_kwargs}
+        # what tells the rungs apart first (the sweep's labels show the start of a config)
+        config = {"env_kwargs": None, **rung.overrides, **hyperparams}
+        config["env_kwargs"], config["eval_episodes"] = env_kwargs, 0  # evaluated below on held-out handwriting
+        trials += [(rung, Trial(ENV_ID, rung.agent, config, seed)) for seed in seeds]
+    return trials
 
 
 def train_by_sweep(
     settings: LadderSettings, rungs: list[Rung], budget: dict[str, dict[str, int]]
 ) -> dict[tuple[str, int], tuple[Path, float, int]]:
-    """Trains every rung that has agents of its own, on every seed, as the trials of sweeps.
+    """Trains every rung that has agents of its own, on every seed, as the trials of one sweep.
 
-    One grid sweep per group of :func:`sweep_groups`: its rungs' ``env_kwargs`` x the seeds, over the rungs'
-    recipe with the ladder's budget (the very hyperparameters :func:`train_driving` passes, so a seed trains the
-    same agent either way). Returns (rung name, seed) -> (run directory, trial wall time in its worker, training
-    env steps).
+    Returns (rung name, seed) -> (run directory, trial wall time in its worker, training env steps).
     """
     from perceptgym.agents.sweep import SweepSpec, run_sweep
 
+    folder = sweep_folder(settings.out)
+    if folder.exists():
+        raise ValueError(f"{folder} holds the sweep of an earlier ladder: give another --out")
+    listed = sweep_trials(rungs, budget, list(settings.seeds))
+    rung_of = {trial.key: rung for rung, trial in listed}
+    spec = SweepSpec.of_trials([trial for _, trial in listed])
+    result = run_sweep(
+        spec, folder, address=settings.address, max_concurrent=settings.max_concurrent, progress=settings.progress
+    )
     trained: dict[tuple[str, int], tuple[Path, float, int]] = {}
-    groups = sweep_groups(rungs, budget)
-    for folder in (sweep_folder(settings.out, name) for name in groups):
-        if folder.exists():
-            raise ValueError(f"{folder} holds the sweep of an earlier ladder: give another --out")
-    for name, own in groups.items():
-        agent = own[0].agent
-        hyperparams = with_budget(agent, rung_recipe(own[0]), budget[own[0].name]["budget"])
-        base_kwargs = hyperparams.pop("env_kwargs", None) or {}
-        hyperparams["eval_episodes"] = 0  # evaluated below on held-out handwriting, as without --sweep
-        kwargs = [{**base_kwargs, **r.env_kwargs} for r in own]
-        folder = sweep_folder(settings.out, name)
-        spec = SweepSpec(
-            envs=(ENV_ID,),
-            agents=(agent,),
-            seeds=tuple(settings.seeds),
-            grid={"env_kwargs": tuple(kwargs)},
-            fixed=hyperparams,
-        )
-        result = run_sweep(
-            spec, folder, address=settings.address, max_concurrent=settings.max_concurrent, progress=settings.progress
-        )
-        for t in result.results["trials"]:
-            rung = own[kwargs.index(t["config"]["env_kwargs"])]
-            if t["status"] != "finished":
-                raise RuntimeError(
-                    f"ladder --sweep: rung {rung.name!r}, seed {t['seed']}: {t['status']}"
-                    + (f": {t['error']}" if t.get("error") else f" (see {folder / 'results.json'})")
-                )
-            trained[rung.name, t["seed"]] = (Path(t["run_dir"]), t["metrics"]["time_s"], t["metrics"]["global_step"])
+    for t in result.results["trials"]:
+        rung = rung_of[t["key"]]
+        if t["status"] != "finished":
+            raise RuntimeError(
+                f"ladder --sweep: rung {rung.name!r}, seed {t['seed']}: {t['status']}"
+                + (f": {t['error']}" if t.get("error") else f" (see {folder / 'results.json'})")
+            )
+        trained[rung.name, t["seed"]] = (Path(t["run_dir"]), t["metrics"]["time_s"], t["metrics"]["global_step"])
     return trained
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,10 @@ def aggregate(trials: Iterable[Mapping[str, Any]], spec: SweepSpec) -> list[dict
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for t in trials:
         groups.setdefault(Trial(t["env"], t["agent"], t["config"], 0).config_key, []).append(t)
+    listed = Counter(t.config_key for t in spec.trials)  # explicit trials: the seeds listed for each config
     rows = []
     for config_key, members in groups.items():
+        planned = listed[config_key] if spec.trials else len(spec.seeds)
         first = members[0]
         finished = sorted((t for t in members if t["status"] == "finished"), key=lambda t: t["seed"])
         row: dict[str, Any] = {
@@ -134,11 +137,11 @@ def aggregate(trials: Iterable[Mapping[str, Any]], spec: SweepSpec) -> list[dict
             "agent": first["agent"],
             "config": first["config"],
             "label": config_label(first["config"]),
-            "n_seeds": len(spec.seeds),
+            "n_seeds": planned,
             "seeds_finished": [t["seed"] for t in finished],
             "n_stopped": sum(t["status"] == "stopped" for t in members),
             "n_error": sum(t["status"] == "error" for t in members),
-            "complete": len(finished) == len(spec.seeds),
+            "complete": len(finished) == planned,
         }
         for metric, (key, _) in METRIC_KEYS.items():
             values = [t["metrics"][key] for t in finished if t["metrics"] and t["metrics"].get(key) is not None]

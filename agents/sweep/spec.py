@@ -17,6 +17,13 @@ A sweep file is YAML::
     search_seed: 0                # the search's sampler seed
     plugins: [my_package.agents]  # modules to import first (they register agents or envs)
 
+Or, instead of env/agent/seeds/grid/search/set, an explicit list of runs, each with its own settings (the
+ladder's rungs, whose recipes differ in more than a grid's values), run in the order listed::
+
+    trials:
+      - {env: FrozenLake-v1, agent: q_learning, seed: 0, set: {n_episodes: 300}}
+      - {env: Taxi-v4, agent: sarsa, seed: 0, set: {n_episodes: 2000, alpha: 0.5}}
+
 Distributions: ``{uniform: [low, high]}``, ``{loguniform: [low, high]}``, ``{quniform: [low, high, q]}``,
 ``{randint: [low, high]}`` and ``{lograndint: [low, high]}`` (integers, both ends included) and
 ``{choice: [a, b, ...]}``. Each trial is one :func:`perceptgym.agents.training.train_run` with the agent's
@@ -49,7 +56,11 @@ KEYS = (
     "early_stopping",
     "search_seed",
     "plugins",
+    "trials",
 )
+TRIAL_KEYS = ("env", "agent", "seed", "set")
+EXCLUSIVE = ("env", "envs", "agent", "agents", "seeds", "grid", "search", "set", "num_samples")
+"""keys an explicit ``trials`` list replaces (``envs``, ``agents``, ``seeds`` may repeat what it lists)"""
 #: distribution name -> number of arguments (None: a non-empty list)
 DISTRIBUTIONS: dict[str, int | None] = {
     "uniform": 2,
@@ -126,6 +137,20 @@ class SweepSpec:
     early_stopping: EarlyStopping | None = None
     search_seed: int = 0
     plugins: tuple[str, ...] = ()
+    trials: tuple[Trial, ...] = ()
+    """an explicit list of runs (each its settings as its ``config``); envs, agents and seeds are theirs"""
+
+    @classmethod
+    def of_trials(cls, trials: list[Trial], metric: str = "return", plugins: tuple[str, ...] = ()) -> SweepSpec:
+        """A sweep that runs ``trials`` as listed (their ``config`` holds all their settings)."""
+        return cls(
+            envs=tuple(dict.fromkeys(t.env for t in trials)),
+            agents=tuple(dict.fromkeys(t.agent for t in trials)),
+            seeds=tuple(sorted({t.seed for t in trials})),
+            metric=metric,
+            plugins=plugins,
+            trials=tuple(trials),
+        )
 
     @property
     def is_search(self) -> bool:
@@ -137,7 +162,9 @@ class SweepSpec:
         return [dict(zip(names, values, strict=True)) for values in itertools.product(*self.grid.values())]
 
     def grid_trials(self) -> list[Trial]:
-        """env × agent × grid config × seed, for sweeps without ``search``."""
+        """env × agent × grid config × seed, for sweeps without ``search`` (or the explicit trials, in order)."""
+        if self.trials:
+            return list(self.trials)
         return [
             Trial(env, agent, config, seed, self.fixed)
             for env in self.envs
@@ -149,6 +176,8 @@ class SweepSpec:
     def to_dict(self) -> dict[str, Any]:
         """The sweep as a sweep file would say it (plural keys): ``parse_sweep(spec.to_dict())`` == spec."""
         d: dict[str, Any] = {"envs": list(self.envs), "agents": list(self.agents), "seeds": list(self.seeds)}
+        if self.trials:
+            d["trials"] = [{"env": t.env, "agent": t.agent, "seed": t.seed, "set": dict(t.config)} for t in self.trials]
         if self.grid:
             d["grid"] = {k: list(v) for k, v in self.grid.items()}
         if self.search:
@@ -169,9 +198,14 @@ class SweepSpec:
         return d
 
 
+LABEL_CHARS = 100
+"""longer labels (an explicit trial's whole recipe) are cut there with "...": results.json has the config"""
+
+
 def config_label(config: Mapping[str, Any]) -> str:
     """``{"alpha": 0.1, "gamma": 0.9}`` -> ``"alpha=0.1 gamma=0.9"`` (``"(defaults)"`` for {})."""
-    return " ".join(f"{k}={_short(v)}" for k, v in config.items()) or "(defaults)"
+    label = " ".join(f"{k}={_short(v)}" for k, v in config.items()) or "(defaults)"
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 3] + "..."
 
 
 def _short(value: Any) -> str:
@@ -281,6 +315,8 @@ def parse_sweep(data: Any, where: str = "sweep") -> SweepSpec:
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
         raise SweepFileError(f"{where}: unknown key(s) {unknown}; sweep keys: {', '.join(KEYS)}")
+    if "trials" in data:
+        return _explicit(data, where)
     envs = _names(data, "env", "envs", where)
     agents = _names(data, "agent", "agents", where)
     if "seeds" not in data:
@@ -335,6 +371,43 @@ def parse_sweep(data: Any, where: str = "sweep") -> SweepSpec:
     )
 
 
+def _explicit(data: Mapping[str, Any], where: str) -> SweepSpec:
+    """A sweep of listed trials; ``envs``/``agents``/``seeds`` (as ``to_dict`` writes them) must be theirs."""
+    for key in EXCLUSIVE:
+        if key in data and key not in ("envs", "agents", "seeds"):
+            raise SweepFileError(f"{where}: {key!r} and 'trials' exclude each other (each trial has its own settings)")
+    listed = data["trials"]
+    if not isinstance(listed, list) or not listed:
+        raise SweepFileError(f"{where}: 'trials' must be a non-empty list of {{env, agent, seed, set}}, got {listed!r}")
+    trials = []
+    for i, entry in enumerate(listed):
+        at = f"{where}: trials[{i}]"
+        if not isinstance(entry, dict) or set(entry) - set(TRIAL_KEYS) or not {"env", "agent", "seed"} <= set(entry):
+            raise SweepFileError(f"{at}: expected a mapping of env, agent, seed and optionally set, got {entry!r}")
+        env, agent, seed = entry["env"], entry["agent"], entry["seed"]
+        if not (isinstance(env, str) and env and isinstance(agent, str) and agent):
+            raise SweepFileError(f"{at}: env and agent must be names, got {env!r} and {agent!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise SweepFileError(f"{at}: seed must be an integer, got {seed!r}")
+        trials.append(Trial(env, agent, _mapping(entry, "set", at), seed))
+    keys = [t.key for t in trials]
+    if len(set(keys)) != len(keys):
+        raise SweepFileError(f"{where}: 'trials' lists the same run twice")
+    metric = data.get("metric", "return")
+    if metric not in METRICS:
+        raise SweepFileError(f"{where}: 'metric' must be one of {list(METRICS)}, got {metric!r}")
+    if data.get("early_stopping") not in (None, False):
+        raise SweepFileError(f"{where}: 'early_stopping' needs a grid or search (trials run as listed)")
+    plugins = data.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
+        raise SweepFileError(f"{where}: 'plugins' must be a list of module names, got {plugins!r}")
+    spec = SweepSpec.of_trials(trials, metric, tuple(plugins))
+    for key in ("envs", "agents", "seeds"):
+        if key in data and (not isinstance(data[key], list) or tuple(data[key]) != getattr(spec, key)):
+            raise SweepFileError(f"{where}: {key!r} is not what 'trials' lists: {data[key]!r}")
+    return spec
+
+
 def load_sweep(path: str | Path) -> SweepSpec:
     """Reads and checks a sweep file, including that its agents exist and take the settings it names."""
     path = Path(path)
@@ -363,7 +436,9 @@ def check_settings(spec: SweepSpec, where: str = "sweep") -> None:
         except ValueError as e:
             raise SweepFileError(f"{where}: {e}") from e
         valid = set(RUN_KEYS) | {f.name for f in fields(entry.resolve_config_class())}
-        for section, names in (("grid", spec.grid), ("search", spec.search), ("set", spec.fixed)):
+        sections = [("grid", spec.grid), ("search", spec.search), ("set", spec.fixed)]
+        sections += [(f"trials[{i}].set", t.config) for i, t in enumerate(spec.trials) if t.agent == agent]
+        for section, names in sections:
             for name in names:
                 if name not in valid:
                     raise SweepFileError(

@@ -130,6 +130,55 @@ def test_sweep_files_naming_unknown_agents_settings_or_envs_are_refused(change, 
     assert message in str(e.value)
 
 
+TRIALS = {
+    "trials": [
+        {"env": "FrozenLake-v1", "agent": "q_learning", "seed": 1, "set": {"n_episodes": 300}},
+        {"env": "Taxi-v4", "agent": "sarsa", "seed": 0, "set": {"n_episodes": 200, "alpha": 0.5}},
+        {"env": "FrozenLake-v1", "agent": "q_learning", "seed": 0, "set": {"n_episodes": 300}},
+    ]
+}
+
+
+def test_an_explicit_trial_list_runs_as_listed_and_round_trips_through_its_results_file():
+    spec = parse_sweep(TRIALS, where="s.yml")
+    check_settings(spec, where="s.yml")
+    assert [(t.env, t.agent, t.seed, t.overrides) for t in spec.grid_trials()] == [
+        (e["env"], e["agent"], e["seed"], e["set"]) for e in TRIALS["trials"]
+    ]
+    assert spec.envs == ("FrozenLake-v1", "Taxi-v4") and spec.agents == ("q_learning", "sarsa") and spec.seeds == (0, 1)
+    assert not spec.is_search and spec.early_stopping is None
+    assert parse_sweep(spec.to_dict()) == spec  # what a resume reads back from results.json
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"grid": {"alpha": [0.1]}}, "'grid' and 'trials' exclude each other"),
+        ({"agent": "q_learning"}, "'agent' and 'trials' exclude each other"),
+        ({"trials": []}, "'trials' must be a non-empty list"),
+        ({"trials": [{"env": "Taxi-v4", "agent": "sarsa"}]}, "trials[0]: expected a mapping of env, agent, seed"),
+        ({"trials": [{"env": "Taxi-v4", "agent": "sarsa", "seed": 0, "sett": {}}]}, "trials[0]: expected"),
+        ({"trials": [{"env": "Taxi-v4", "agent": "sarsa", "seed": True}]}, "trials[0]: seed must be an integer"),
+        ({"trials": [{"env": "Taxi-v4", "agent": "", "seed": 0}]}, "trials[0]: env and agent must be names"),
+        ({"trials": [{"env": "Taxi-v4", "agent": "sarsa", "seed": 0, "set": [1]}]}, "trials[0]: 'set' must be"),
+        ({"trials": TRIALS["trials"] + TRIALS["trials"][:1]}, "lists the same run twice"),
+        ({"seeds": [0, 2]}, "'seeds' is not what 'trials' lists"),
+        ({"early_stopping": True}, "'early_stopping' needs a grid or search"),
+        ({"plugins": "my.module"}, "'plugins' must be a list"),
+    ],
+)
+def test_bad_trial_lists_are_refused_naming_the_key(change, message):
+    with pytest.raises(SweepFileError) as e:
+        parse_sweep({**TRIALS, **change}, where="s.yml")
+    assert str(e.value).startswith("s.yml: ") and message in str(e.value)
+
+
+def test_a_trial_setting_its_agent_does_not_take_is_refused():
+    data = {"trials": [*TRIALS["trials"], {"env": "Taxi-v4", "agent": "sarsa", "seed": 1, "set": {"alpah": 1}}]}
+    with pytest.raises(SweepFileError, match=r"s\.yml: trials\[3\]\.set\.alpah: not a setting of agent 'sarsa'"):
+        check_settings(parse_sweep(data), where="s.yml")
+
+
 def test_the_program_reports_a_bad_sweep_file_in_one_line_with_exit_code_2(tmp_path, capsys):
     from perceptgym.sweep import main
 
@@ -471,7 +520,7 @@ def test_ladder_sweep_settings_and_an_earlier_sweep_folder_are_refused(tmp_path)
             LadderSettings(**kwargs)
     with pytest.raises(ValueError, match="max_concurrent=0"):
         LadderSettings(sweep=True, max_concurrent=0)
-    sweep_folder(tmp_path, "q_learning").mkdir(parents=True)  # a second ladder into the same --out
+    sweep_folder(tmp_path).mkdir(parents=True)  # a second ladder into the same --out
     settings = LadderSettings(seeds=[0], episodes=10, pixels_steps=0, out=tmp_path, progress=False, sweep=True)
     with pytest.raises(ValueError, match="holds the sweep of an earlier ladder"):
         run_ladder(settings)
@@ -488,14 +537,14 @@ def test_ladder_sweep_is_the_ladder_with_its_rungs_and_seeds_as_trials(tmp_path)
         run_ladder,
         rungs_to_run,
         sweep_folder,
-        sweep_groups,
+        sweep_trials,
     )
 
     settings = LadderSettings(quick=True, seeds=[0, 1], out=tmp_path / "swept", progress=False, sweep=True)
     summary = run_ladder(settings)
     assert json.loads((tmp_path / "swept" / "ladder.json").read_text()) == summary
     rungs = rungs_to_run(settings, budgets(settings))
-    groups = sweep_groups(rungs, budgets(settings))
+    listed = sweep_trials(rungs, budgets(settings), settings.seeds)
     assert list(summary["rungs"]) == [r.name for r in rungs] and "pixels (PPO)" in summary["rungs"]
     assert set(summary["protocol"]) == set(summary["rungs"])
     for rung in rungs:
@@ -507,8 +556,7 @@ def test_ladder_sweep_is_the_ladder_with_its_rungs_and_seeds_as_trials(tmp_path)
             owner = rung.shares_agent_with or rung.name
             own = next(r for r in RUNGS if r.name == owner)
             # each agent is a run directory of a sweep trial, trained on its rung's observations
-            group = next(name for name, own_rungs in groups.items() if own in own_rungs)
-            assert Path(row["run_dir"]).is_relative_to(sweep_folder(settings.out, group).resolve() / "runs")
+            assert Path(row["run_dir"]).is_relative_to(sweep_folder(settings.out).resolve() / "runs")
             config = json.loads((Path(row["run_dir"]) / "config.json").read_text())
             assert config["run_settings"]["env_kwargs"] == own.env_kwargs and config["seed"] == row["seed"]
             if rung.shares_agent_with:
@@ -516,16 +564,19 @@ def test_ladder_sweep_is_the_ladder_with_its_rungs_and_seeds_as_trials(tmp_path)
             else:
                 assert row["train_env_steps"] >= (2_048 if rung.deep else 3_000)
                 assert row["train_seconds"] > 0
-    assert {name: len(own) for name, own in groups.items()} == {
-        "q_learning": 3,
-        "ppo": 1,
-        "dqn": 1,
-        "pixels-ppo-pretrained-cnn-encoder": 1,
-        "pixels-dqn-pretrained-cnn-encoder": 1,
-    }  # one sweep per recipe: the rungs that share one are a grid over their env_kwargs
-    for name, own in groups.items():
-        trials = json.loads((sweep_folder(settings.out, name) / "results.json").read_text())["trials"]
-        assert len(trials) == len(own) * 2 and all(t["status"] == "finished" for t in trials)
+    # one sweep, every rung's trials in one queue, the longest rungs first
+    trials = json.loads((sweep_folder(settings.out) / "results.json").read_text())["trials"]
+    own = [r for r in rungs if not r.shares_agent_with]
+    assert len(trials) == len(listed) == len(own) * 2 and all(t["status"] == "finished" for t in trials)
+    assert {t["key"] for t in trials} == {trial.key for _, trial in listed}
+    # the longest rung's trials (PPO's) are the first two to start; the Q-learning ones, the shortest, come last
+    assert [rung.name for rung, _ in listed][:2] == ["pixels (PPO)"] * 2
+    started = {
+        t["key"]: json.loads((Path(t["run_dir"]).parent / "attempts.json").read_text())[0]["started"] for t in trials
+    }
+    first = [started[trial.key] for rung, trial in listed if rung.name == "pixels (PPO)"]
+    tabular = [started[trial.key] for rung, trial in listed if not rung.deep]
+    assert max(first) < min(tabular)
     assert (tmp_path / "swept" / "ladder.md").read_text().strip() == markdown_table(summary)
     # the same seed trains the same agent with or without --sweep
     plain = run_ladder(LadderSettings(quick=True, seeds=[0], pixels_steps=0, out=tmp_path / "plain", progress=False))
