@@ -99,9 +99,9 @@ class Rung:
     """changes to the agent's recipe for this rung (its budget, if given, is the rung's default budget)"""
     in_quick: bool = True
     """part of ``--quick`` (the top-down rung is not: one PPO rollout on the raster takes minutes)"""
-    minutes: float = 2.0
+    minutes: float = 0.5
     """training minutes per seed at the default budget, one run alone on the 2-core machine of docs/results.md
-    (measured; ``--sweep`` starts the longest trials first)"""
+    (measured; the Q-learning rungs: 10-34 s; ``--sweep`` starts the longest trials first)"""
 
     @property
     def slug(self) -> str:
