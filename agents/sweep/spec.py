@@ -59,8 +59,8 @@ KEYS = (
     "trials",
 )
 TRIAL_KEYS = ("env", "agent", "seed", "set")
-EXCLUSIVE = ("env", "envs", "agent", "agents", "seeds", "grid", "search", "set", "num_samples")
-"""keys an explicit ``trials`` list replaces (``envs``, ``agents``, ``seeds`` may repeat what it lists)"""
+EXCLUSIVE = ("env", "agent", "grid", "search", "set", "num_samples")
+"""keys an explicit ``trials`` list replaces (``envs``, ``agents`` and ``seeds`` may only repeat what it lists)"""
 #: distribution name -> number of arguments (None: a non-empty list)
 DISTRIBUTIONS: dict[str, int | None] = {
     "uniform": 2,
@@ -341,9 +341,7 @@ def parse_sweep(data: Any, where: str = "sweep") -> SweepSpec:
                     f"{where}: grid.{name}: with 'search', grid values must be numbers, strings or booleans "
                     f"(they become a categorical choice of the search), got {list(values)!r}"
                 )
-    metric = data.get("metric", "return")
-    if metric not in METRICS:
-        raise SweepFileError(f"{where}: 'metric' must be one of {list(METRICS)}, got {metric!r}")
+    metric = _metric(data, where)
     num_samples = data.get("num_samples")
     if num_samples is not None:
         if not search:
@@ -353,9 +351,7 @@ def parse_sweep(data: Any, where: str = "sweep") -> SweepSpec:
     search_seed = data.get("search_seed", 0)
     if isinstance(search_seed, bool) or not isinstance(search_seed, int):
         raise SweepFileError(f"{where}: 'search_seed' must be an integer, got {search_seed!r}")
-    plugins = data.get("plugins", [])
-    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
-        raise SweepFileError(f"{where}: 'plugins' must be a list of module names, got {plugins!r}")
+    plugins = _plugins(data, where)
     return SweepSpec(
         envs=envs,
         agents=agents,
@@ -371,10 +367,24 @@ def parse_sweep(data: Any, where: str = "sweep") -> SweepSpec:
     )
 
 
+def _metric(data: Mapping[str, Any], where: str) -> str:
+    metric = data.get("metric", "return")
+    if metric not in METRICS:
+        raise SweepFileError(f"{where}: 'metric' must be one of {list(METRICS)}, got {metric!r}")
+    return metric
+
+
+def _plugins(data: Mapping[str, Any], where: str) -> list[str]:
+    plugins = data.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
+        raise SweepFileError(f"{where}: 'plugins' must be a list of module names, got {plugins!r}")
+    return plugins
+
+
 def _explicit(data: Mapping[str, Any], where: str) -> SweepSpec:
     """A sweep of listed trials; ``envs``/``agents``/``seeds`` (as ``to_dict`` writes them) must be theirs."""
     for key in EXCLUSIVE:
-        if key in data and key not in ("envs", "agents", "seeds"):
+        if key in data:
             raise SweepFileError(f"{where}: {key!r} and 'trials' exclude each other (each trial has its own settings)")
     listed = data["trials"]
     if not isinstance(listed, list) or not listed:
@@ -393,14 +403,10 @@ def _explicit(data: Mapping[str, Any], where: str) -> SweepSpec:
     keys = [t.key for t in trials]
     if len(set(keys)) != len(keys):
         raise SweepFileError(f"{where}: 'trials' lists the same run twice")
-    metric = data.get("metric", "return")
-    if metric not in METRICS:
-        raise SweepFileError(f"{where}: 'metric' must be one of {list(METRICS)}, got {metric!r}")
+    metric = _metric(data, where)
     if data.get("early_stopping") not in (None, False):
         raise SweepFileError(f"{where}: 'early_stopping' needs a grid or search (trials run as listed)")
-    plugins = data.get("plugins", [])
-    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
-        raise SweepFileError(f"{where}: 'plugins' must be a list of module names, got {plugins!r}")
+    plugins = _plugins(data, where)
     spec = SweepSpec.of_trials(trials, metric, tuple(plugins))
     for key in ("envs", "agents", "seeds"):
         if key in data and (not isinstance(data[key], list) or tuple(data[key]) != getattr(spec, key)):
