@@ -59,6 +59,17 @@ def with_budget(agent: str, hyperparams: Mapping[str, Any], budget: int | None) 
     return out
 
 
+def run_overrides(
+    agent: str,
+    overrides: Mapping[str, Any] | None = None,
+    budget: int | None = None,
+    hyperparams_dir: str | Path = HYPERPARAMS_DIR,
+) -> dict[str, Any]:
+    """What :func:`train_driving` gives ``train_run``: the agent's recipe, ``overrides``, ``budget``, no evaluation."""
+    hyperparams = {**recipe(agent, ENV_ID, hyperparams_dir), **(overrides or {})}
+    return {**with_budget(agent, hyperparams, budget), "eval_episodes": 0}
+
+
 def train_driving(
     agent: str,
     env_kwargs: Mapping[str, Any],
@@ -76,13 +87,11 @@ def train_driving(
     source) update the recipe's. The run skips train_run's evaluation on the training digits: the experiments
     evaluate on held-out handwriting (:func:`evaluate_run`).
     """
-    hyperparams = {**recipe(agent, ENV_ID, hyperparams_dir), **(overrides or {})}
-    overrides = {**with_budget(agent, hyperparams, budget), "eval_episodes": 0}
     return train_run(
         ENV_ID,
         agent,
         seed=seed,
-        overrides=overrides,
+        overrides=run_overrides(agent, overrides, budget, hyperparams_dir),
         env_kwargs=env_kwargs,
         runs_dir=runs_dir,
         progress=progress,

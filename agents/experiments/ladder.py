@@ -52,8 +52,8 @@ from perceptgym.agents.experiments.driving import (
     evaluate_run,
     optimal_return,
     recipe,
+    run_overrides,
     train_driving,
-    with_budget,
 )
 from perceptgym.agents.experiments.files import save_figure, subplots, write_json, write_text
 from perceptgym.agents.experiments.stats import bootstrap_ci
@@ -431,11 +431,10 @@ def sweep_trials(rungs: list[Rung], budget: dict[str, dict[str, int]], seeds: li
     """
     trials = []
     for rung in sorted((r for r in rungs if not r.shares_agent_with), key=lambda r: -r.minutes):
-        hyperparams = with_budget(rung.agent, rung_recipe(rung), budget[rung.name]["budget"])
-        env_kwargs = {**(hyperparams.get("env_kwargs") or {}), **rung.env_kwargs}
+        hyperparams = run_overrides(rung.agent, rung.overrides, budget[rung.name]["budget"])
         # what tells the rungs apart first (the sweep's labels show the start of a config)
         config = {"env_kwargs": None, **rung.overrides, **hyperparams}
-        config["env_kwargs"], config["eval_episodes"] = env_kwargs, 0  # evaluated below on held-out handwriting
+        config["env_kwargs"] = {**(hyperparams.get("env_kwargs") or {}), **rung.env_kwargs}
         trials += [(rung, Trial(ENV_ID, rung.agent, config, seed)) for seed in seeds]
     return trials
 
